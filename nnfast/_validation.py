@@ -1,0 +1,157 @@
+"""Argument checks shared by ``nnfast.Net`` and ``nnfast.reference.Net``.
+
+Every check either returns a value the kernels can trust (right dtype,
+C-contiguous, right shape, finite) or raises ``TypeError``/``ValueError``
+with a message of the form ``<name> must be <constraint>, got <value>``.
+"""
+import numbers
+import operator
+
+import numpy as np
+
+from nnfast._checks import first_non_finite
+
+# BLAS takes 32-bit sizes; larger dimensions would wrap around silently.
+MAX_DIMENSION = 2**31 - 1
+
+LOSSES = ("sse", "mse")
+ACTIVATIONS = ("relu",)
+
+
+def check_layers(layers):
+    """Return ``layers`` as a tuple of ints, checking it describes a net."""
+    message = (
+        "layers must be a sequence of at least two positive ints "
+        f"(input size first, output size last), got {layers!r}"
+    )
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+        raise TypeError(message)
+    sizes = []
+    for size in layers:
+        if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral):
+            raise TypeError(message)
+        sizes.append(operator.index(size))
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(message)
+    if max(sizes) > MAX_DIMENSION:
+        raise ValueError(f"layer sizes must be at most {MAX_DIMENSION}, got {max(sizes)}")
+    return tuple(sizes)
+
+
+def check_choice(name, value, choices):
+    """Return ``value`` if it is one of ``choices`` (strings)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_dtype(dtype):
+    """Return ``dtype`` as ``np.dtype('float32')`` or ``np.dtype('float64')``."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
+def check_bool(name, value):
+    """Return ``value`` if it is a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_int(name, value, minimum):
+    """Return ``value`` as an int if it is an integer at least ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_learning_rate(lr):
+    """Return ``lr`` as a float if it is positive and finite."""
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"lr must be a positive finite number, got {lr!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    return float(lr)
+
+
+def check_seed(seed):
+    """Return ``seed`` if it is None or a non-negative int."""
+    if seed is not None:
+        check_int("seed", seed, 0)
+    return seed
+
+
+def as_float_array(name, value, dtype):
+    """Convert ``value`` to a C-contiguous array of ``dtype`` and check it is finite.
+
+    The input is never modified: an array that already has the right dtype
+    and layout is returned as is (the kernels only read it), anything else
+    is copied once.
+    """
+    array = np.asarray(value)
+    kind = array.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
+    converted = np.ascontiguousarray(array, dtype=dtype)
+    # Integer and boolean inputs cannot hold NaN or infinity.
+    if kind == "f" and converted.size:
+        position = first_non_finite(converted.reshape(-1))
+        if position >= 0:
+            index = tuple(map(int, np.unravel_index(position, converted.shape)))
+            given = array.flat[position]
+            if np.isfinite(given):
+                raise ValueError(f"{name} must fit in {np.dtype(dtype)}, got {given} at index {index}")
+            raise ValueError(f"{name} must be finite, got {given} at index {index}")
+    return converted
+
+
+def check_features(x, n_in, dtype):
+    """Return ``x`` as a ``(n_samples, n_in)`` array of ``dtype``."""
+    x = as_float_array("x", x, dtype)
+    if x.ndim != 2:
+        raise ValueError(f"x must be a 2-D array of shape (n_samples, {n_in}), got shape {x.shape}")
+    if x.shape[1] != n_in:
+        raise ValueError(f"x has {x.shape[1]} features, but the net expects {n_in}")
+    if x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one sample, got shape {x.shape}")
+    if x.shape[0] > MAX_DIMENSION:
+        raise ValueError(f"x must hold at most {MAX_DIMENSION} samples, got {x.shape[0]}")
+    return x
+
+
+def check_targets(y, n_samples, n_out, dtype):
+    """Return ``y`` as a ``(n_samples, n_out)`` array of ``dtype``.
+
+    A 1-D ``y`` of length ``n_samples`` is accepted when ``n_out == 1``.
+    """
+    y = as_float_array("y", y, dtype)
+    if y.ndim == 1 and n_out == 1:
+        y = y.reshape(-1, 1)
+    if y.ndim != 2 or y.shape[1] != n_out:
+        expected = f"({n_samples}, {n_out})" + (f" or ({n_samples},)" if n_out == 1 else "")
+        raise ValueError(f"y must have shape {expected}, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"y has {y.shape[0]} rows, but x has {n_samples}")
+    return y
+
+
+def check_parameter_list(name, values, shapes, dtype):
+    """Return ``values`` as a list of finite arrays with the given ``shapes``."""
+    if isinstance(values, np.ndarray) or not isinstance(values, (list, tuple)):
+        raise TypeError(f"{name} must be a list of {len(shapes)} arrays, got {type(values).__name__}")
+    if len(values) != len(shapes):
+        raise ValueError(f"{name} must be a list of {len(shapes)} arrays, got {len(values)}")
+    arrays = []
+    for index, (value, shape) in enumerate(zip(values, shapes)):
+        array = as_float_array(f"{name}[{index}]", value, dtype)
+        if array.shape != shape:
+            raise ValueError(f"{name}[{index}] must have shape {shape}, got shape {array.shape}")
+        arrays.append(array)
+    return arrays

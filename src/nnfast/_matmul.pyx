@@ -1,0 +1,102 @@
+"""Row-major matrix products: plain loops for small ones, BLAS ``gemm`` for the rest.
+
+BLAS pays a call and packing overhead that dominates tiny products (the
+seed's 4x3 @ 3x3), while plain loops fall far behind BLAS once layers are
+a few dozen wide; ``matmul`` picks by the amount of work.
+"""
+from cython cimport floating
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+# Multiply-adds (m * n * k) from which BLAS beats the plain loops. Chosen with
+# bench/test_matmul.py: see the README's performance section.
+cdef enum:
+    BLAS_MIN_WORK = 4096
+
+blas_min_work = BLAS_MIN_WORK
+
+
+cdef void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       const floating* a, const floating* b, floating beta, floating* c) noexcept nogil:
+    """c = op(a) @ op(b) + beta * c, with a stored (m, k) or (k, m) and b (k, n) or (n, k)."""
+    cdef Py_ssize_t i, j, p
+    cdef floating scale, total
+    if beta == 0:
+        # Like BLAS, beta == 0 means c is output only: stale NaNs must not leak in.
+        for i in range(m * n):
+            c[i] = 0
+    elif beta != 1:
+        for i in range(m * n):
+            c[i] *= beta
+    if not trans_b:
+        # Inner loop runs along rows of b and c, contiguous and vectorizable.
+        for i in range(m):
+            for p in range(k):
+                scale = a[p * m + i] if trans_a else a[i * k + p]
+                for j in range(n):
+                    c[i * n + j] += scale * b[p * n + j]
+    else:
+        for i in range(m):
+            for j in range(n):
+                total = 0
+                for p in range(k):
+                    total += (a[p * m + i] if trans_a else a[i * k + p]) * b[j * k + p]
+                c[i * n + j] += total
+
+
+cdef void blas_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                      const floating* a, const floating* b, floating beta, floating* c) noexcept nogil:
+    """c = op(a) @ op(b) + beta * c through Fortran (column-major) gemm."""
+    # A row-major (m, n) matrix is a column-major (n, m) one, so compute
+    # c.T = op(b).T @ op(a).T: swap the operands, keep the transpose flags.
+    cdef char trans_b_flag = b"T" if trans_b else b"N"
+    cdef char trans_a_flag = b"T" if trans_a else b"N"
+    cdef int m_ = <int>m, n_ = <int>n, k_ = <int>k
+    cdef int lda = m_ if trans_a else k_
+    cdef int ldb = k_ if trans_b else n_
+    cdef floating one = 1
+    if floating is double:
+        dgemm(&trans_b_flag, &trans_a_flag, &n_, &m_, &k_, &one, <double*>b, &ldb,
+              <double*>a, &lda, &beta, c, &n_)
+    else:
+        sgemm(&trans_b_flag, &trans_a_flag, &n_, &m_, &k_, &one, <float*>b, &ldb,
+              <float*>a, &lda, &beta, c, &n_)
+
+
+cdef void matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                 const floating* a, const floating* b, floating beta, floating* c) noexcept nogil:
+    """c = op(a) @ op(b) + beta * c for C-contiguous operands, by loops or BLAS."""
+    if m * n * k >= BLAS_MIN_WORK:
+        blas_matmul(trans_a, trans_b, m, n, k, a, b, beta, c)
+    else:
+        loops_matmul(trans_a, trans_b, m, n, k, a, b, beta, c)
+
+
+def matmul_into(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
+                bint trans_a=False, bint trans_b=False, double beta=0.0, str method="auto"):
+    """Compute ``out = op(a) @ op(b) + beta * out`` in place (for tests and benchmarks).
+
+    Parameters
+    ----------
+    a, b : ndarray, 2-D, C-contiguous, float32 or float64
+        ``op(a)`` is ``a.T`` when ``trans_a`` is true, else ``a``; same for ``b``.
+    out : ndarray, 2-D, C-contiguous, same dtype
+        Modified in place.
+    method : {"auto", "loops", "blas"}
+        ``"auto"`` chooses as the kernels do (by ``BLAS_MIN_WORK``).
+    """
+    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
+    if (b.shape[1] if trans_b else b.shape[0]) != k or out.shape[0] != m or out.shape[1] != n:
+        raise ValueError("matmul_into: shapes of a, b and out do not match")
+    if method not in ("auto", "loops", "blas"):
+        raise ValueError(f"method must be 'auto', 'loops' or 'blas', got {method!r}")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError("matmul_into: empty operands are not supported")
+    with nogil:
+        if method == "loops":
+            loops_matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
+        elif method == "blas":
+            blas_matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
+        else:
+            matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
