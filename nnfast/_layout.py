@@ -28,8 +28,10 @@ class ParameterLayout:
     n_params : int
         Length of the flat buffer.
     table : ndarray of intp
-        ``[n_layers, sizes..., weight offsets..., bias offsets...]``, the
-        form in which the kernels read all of the above.
+        ``[n_layers, n_params, sizes..., weight offsets..., bias offsets...]``,
+        the form in which the kernels read all of the above.
+    hidden_width : int
+        The sum of the hidden layer sizes.
     """
 
     def __init__(self, layers, bias):
@@ -47,12 +49,23 @@ class ParameterLayout:
                 offset += fan_out
         self.n_params = offset
         # Everything the kernels need, in one array (one memoryview per call):
-        # [n_layers, sizes..., weight offsets..., bias offsets...].
+        # [n_layers, n_params, sizes..., weight offsets..., bias offsets...].
         self.table = np.concatenate(
-            [[n_layers], self.sizes, self.weight_offsets, self.bias_offsets]
+            [[n_layers, offset], self.sizes, self.weight_offsets, self.bias_offsets]
         ).astype(np.intp)
+        self.hidden_width = sum(layers[1:-1])
         self.weight_shapes = [(layers[i], layers[i + 1]) for i in range(n_layers)]
         self.bias_shapes = [(layers[i + 1],) for i in range(n_layers)] if bias else []
+
+    def workspace_length(self, capacity):
+        """Length of the kernels' scratch buffer for batches of up to ``capacity`` rows.
+
+        The kernels carve it as ``[grad | pre | act | out]``: the gradient
+        (n_params), the hidden pre-activations and ReLU outputs (capacity *
+        hidden_width each) and the output layer (capacity * sizes[-1]);
+        ``src/nnfast/_dense.pyx`` reads the same order.
+        """
+        return self.n_params + capacity * (2 * self.hidden_width + int(self.sizes[-1]))
 
     def weight_views(self, flat):
         """Views of ``flat`` shaped like each layer's weight matrix."""

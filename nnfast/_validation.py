@@ -4,6 +4,7 @@ Every check either returns a value the kernels can trust (right dtype,
 C-contiguous, right shape, finite) or raises ``TypeError``/``ValueError``
 with a message of the form ``<name> must be <constraint>, got <value>``.
 """
+import math
 import numbers
 import operator
 
@@ -74,9 +75,11 @@ def check_int(name, value, minimum):
 
 def check_learning_rate(lr):
     """Return ``lr`` as a float if it is positive and finite."""
+    if type(lr) is float and math.isfinite(lr) and lr > 0:
+        return lr  # the common case, without the slow ABC checks below
     if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
         raise TypeError(f"lr must be a positive finite number, got {lr!r}")
-    if not (np.isfinite(lr) and lr > 0):
+    if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     return float(lr)
 
@@ -89,32 +92,38 @@ def check_seed(seed):
 
 
 def as_float_array(name, value, dtype):
-    """Convert ``value`` to a C-contiguous array of ``dtype`` and check it is finite.
+    """Convert ``value`` to a C-contiguous array of ``dtype``, copying only if needed.
 
     The input is never modified: an array that already has the right dtype
     and layout is returned as is (the kernels only read it), anything else
     is copied once.
     """
+    if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
+        return value  # the common case, kept to a few attribute reads
     array = np.asarray(value)
-    kind = array.dtype.kind
-    if kind not in "biuf":
+    if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
-    converted = np.ascontiguousarray(array, dtype=dtype)
-    # Integer and boolean inputs cannot hold NaN or infinity.
-    if kind == "f" and converted.size:
-        position = first_non_finite(converted.reshape(-1))
-        if position >= 0:
-            index = tuple(map(int, np.unravel_index(position, converted.shape)))
-            given = array.flat[position]
-            if np.isfinite(given):
-                raise ValueError(f"{name} must fit in {np.dtype(dtype)}, got {given} at index {index}")
-            raise ValueError(f"{name} must be finite, got {given} at index {index}")
-    return converted
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def check_finite(name, array, given):
+    """Raise ``ValueError`` naming the first NaN or infinity in the float ``array``.
+
+    ``given`` is what the user passed, for the message (a float64 value that
+    overflows float32 is not itself infinite).
+    """
+    position = first_non_finite(array)
+    if position >= 0:
+        index = tuple(map(int, np.unravel_index(position, array.shape)))
+        value = np.asarray(given).flat[position]
+        if np.isfinite(value):
+            raise ValueError(f"{name} must fit in {array.dtype}, got {value} at index {index}")
+        raise ValueError(f"{name} must be finite, got {value} at index {index}")
 
 
 def check_features(x, n_in, dtype):
     """Return ``x`` as a ``(n_samples, n_in)`` array of ``dtype``."""
-    x = as_float_array("x", x, dtype)
+    given, x = x, as_float_array("x", x, dtype)
     if x.ndim != 2:
         raise ValueError(f"x must be a 2-D array of shape (n_samples, {n_in}), got shape {x.shape}")
     if x.shape[1] != n_in:
@@ -123,6 +132,7 @@ def check_features(x, n_in, dtype):
         raise ValueError(f"x must hold at least one sample, got shape {x.shape}")
     if x.shape[0] > MAX_DIMENSION:
         raise ValueError(f"x must hold at most {MAX_DIMENSION} samples, got {x.shape[0]}")
+    check_finite("x", x, given)
     return x
 
 
@@ -131,7 +141,7 @@ def check_targets(y, n_samples, n_out, dtype):
 
     A 1-D ``y`` of length ``n_samples`` is accepted when ``n_out == 1``.
     """
-    y = as_float_array("y", y, dtype)
+    given, y = y, as_float_array("y", y, dtype)
     if y.ndim == 1 and n_out == 1:
         y = y.reshape(-1, 1)
     if y.ndim != 2 or y.shape[1] != n_out:
@@ -139,6 +149,7 @@ def check_targets(y, n_samples, n_out, dtype):
         raise ValueError(f"y must have shape {expected}, got shape {y.shape}")
     if y.shape[0] != n_samples:
         raise ValueError(f"y has {y.shape[0]} rows, but x has {n_samples}")
+    check_finite("y", y, given)
     return y
 
 
@@ -153,5 +164,6 @@ def check_parameter_list(name, values, shapes, dtype):
         array = as_float_array(f"{name}[{index}]", value, dtype)
         if array.shape != shape:
             raise ValueError(f"{name}[{index}] must have shape {shape}, got shape {array.shape}")
+        check_finite(f"{name}[{index}]", array, value)
         arrays.append(array)
     return arrays

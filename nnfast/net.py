@@ -6,20 +6,17 @@ from nnfast._base import BaseNet
 
 __all__ = ["Net"]
 
-_KERNEL_TYPE = {np.dtype(np.float64): "double", np.dtype(np.float32): "float"}
-
 
 class _Workspace:
-    """Scratch buffers for batches of up to ``capacity`` rows, reused across calls."""
+    """The kernels' scratch buffer for batches of up to ``capacity`` rows, reused across calls."""
 
-    def __init__(self, layers, n_params, capacity, dtype):
-        hidden = capacity * sum(layers[1:-1])
-        # Length >= 1 so that a net without hidden layers still has an address to pass.
-        self.pre = np.empty(max(hidden, 1), dtype=dtype)
-        self.act = np.empty(max(hidden, 1), dtype=dtype)
-        self.out = np.empty((capacity, layers[-1]), dtype=dtype)
-        self.grad = np.empty(n_params, dtype=dtype)
+    def __init__(self, layout, capacity, dtype):
+        self.buffer = np.empty(layout.workspace_length(capacity), dtype=dtype)
         self.capacity = capacity
+        # Readable parts; the order is ParameterLayout.workspace_length's.
+        self.grad = self.buffer[: layout.n_params]
+        act_start = layout.n_params + capacity * layout.hidden_width
+        self.act = self.buffer[act_start : act_start + capacity * layout.hidden_width]
 
 
 class Net(BaseNet):
@@ -41,55 +38,47 @@ class Net(BaseNet):
         state["_workspace"] = None  # scratch, rebuilt on demand
         return state
 
-    def _kernel(self, module, name):
-        """The dtype's specialization of a fused kernel (skips Cython's per-call dispatch)."""
-        return getattr(module, name)[_KERNEL_TYPE[self._dtype]]
-
     def _buffers(self, rows):
         """Scratch buffers for ``rows`` rows, grown when a larger batch comes."""
         if self._workspace is None or self._workspace.capacity < rows:
-            self._workspace = _Workspace(self._layers, self.n_params, rows, self._dtype)
+            self._workspace = _Workspace(self._layout, rows, self._dtype)
         return self._workspace
 
     def _predict(self, x):
         out = np.empty((x.shape[0], self._layers[-1]), dtype=self._dtype)
-        scratch = self._buffers(x.shape[0]).act
-        self._kernel(_dense, "forward_into")(self._layout.table, self._params, x, scratch, scratch, out)
+        workspace = self._buffers(x.shape[0]).buffer
+        _dense.forward_into(self._layout.table, self._params, x, workspace, out, False)
         return out
 
     def _forward(self, x):
         rows = x.shape[0]
-        hidden_sizes = self._layers[1:-1]
         out = np.empty((rows, self._layers[-1]), dtype=self._dtype)
-        hidden = np.empty(max(rows * sum(hidden_sizes), 1), dtype=self._dtype)
-        self._kernel(_dense, "forward_into")(
-            self._layout.table, self._params, x, self._buffers(rows).pre, hidden, out
-        )
-        ends = np.cumsum([rows * size for size in hidden_sizes])
-        return out, [
-            hidden[end - rows * size : end].reshape(rows, size) for end, size in zip(ends, hidden_sizes)
-        ]
+        # A workspace of exactly `rows` rows, so its activations can be handed out.
+        workspace = _Workspace(self._layout, rows, self._dtype)
+        _dense.forward_into(self._layout.table, self._params, x, workspace.buffer, out, True)
+        hidden, start = [], 0
+        for size in self._layers[1:-1]:
+            hidden.append(workspace.act[start : start + rows * size].reshape(rows, size))
+            start += rows * size
+        return out, hidden
 
     def _loss(self, x, y):
-        buffers = self._buffers(x.shape[0])
-        return self._kernel(_dense, "loss_value")(
-            self._layout.table, self._loss_name == "mse", self._params, x, y, buffers.act, buffers.out
+        workspace = self._buffers(x.shape[0]).buffer
+        return _dense.loss_value(
+            self._layout.table, self._loss_name == "mse", self._params, x, y, workspace
         )
 
     def _gradients(self, x, y):
-        buffers = self._buffers(x.shape[0])
-        grad = np.empty_like(self._params)
-        self._kernel(_dense, "gradients_into")(
-            self._layout.table, self._loss_name == "mse", self._params, x, y,
-            buffers.pre, buffers.act, buffers.out, grad,
+        workspace = self._buffers(x.shape[0])
+        _dense.gradients_into(
+            self._layout.table, self._loss_name == "mse", self._params, x, y, workspace.buffer
         )
-        return grad
+        return workspace.grad.copy()
 
     def _train_step(self, x, y, lr):
-        buffers = self._buffers(x.shape[0])
-        return self._kernel(_fit, "train_step")(
+        return _fit.train_step(
             self._layout.table, self._loss_name == "mse", self._params, x, y, lr,
-            buffers.pre, buffers.act, buffers.out, buffers.grad,
+            self._buffers(x.shape[0]).buffer,
         )
 
     def _fit(self, x, y, epochs, lr, batch_size, shuffle, state):
@@ -101,9 +90,8 @@ class Net(BaseNet):
         y_batch = np.empty((batch_rows, y.shape[1]), dtype=self._dtype)
         order = np.arange(n_samples, dtype=np.intp)
         losses = np.empty(epochs * -(-n_samples // batch_size), dtype=np.float64)
-        steps, status = self._kernel(_fit, "fit")(
+        steps, status = _fit.fit(
             self._layout.table, self._loss_name == "mse", self._params, x, y, epochs, lr,
-            batch_size, shuffle, state, buffers.pre, buffers.act, buffers.out, buffers.grad,
-            x_batch, y_batch, order, losses,
+            batch_size, shuffle, state, buffers.buffer, x_batch, y_batch, order, losses,
         )
         return losses[:steps], status

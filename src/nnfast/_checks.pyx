@@ -1,22 +1,32 @@
 """Input scans for the validation layer: one compiled pass instead of several NumPy calls."""
+cimport numpy as cnp
 from cython cimport floating
 
+from nnfast._arrays cimport is_float32, vector_data
 
-def first_non_finite(const floating[::1] values):
-    """Return the index of the first NaN or infinity in ``values``, or -1.
+cnp.import_array()
 
-    Parameters
-    ----------
-    values : ndarray of float32 or float64, shape (n,), C-contiguous
-        Not modified.
-    """
-    cdef Py_ssize_t i, found = -1
-    cdef floating value
+
+cdef Py_ssize_t first_non_finite_typed(floating* kind, cnp.ndarray values) except -2:
+    cdef Py_ssize_t i, found = -1, size = cnp.PyArray_SIZE(values)
+    cdef const floating* flat = vector_data(values, kind, 0, False)
     with nogil:
-        for i in range(values.shape[0]):
-            value = values[i]
+        for i in range(size):
             # x - x is 0 for every finite x and NaN for NaN and +-inf.
-            if value - value != 0:
+            if flat[i] - flat[i] != 0:
                 found = i
                 break
     return found
+
+
+def first_non_finite(cnp.ndarray values):
+    """Return the flat index of the first NaN or infinity in ``values``, or -1.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64, C-contiguous, any shape
+        Not modified.
+    """
+    if is_float32(values):
+        return first_non_finite_typed(<float*>NULL, values)
+    return first_non_finite_typed(<double*>NULL, values)

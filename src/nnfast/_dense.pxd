@@ -1,9 +1,11 @@
+cimport numpy as cnp
 from cython cimport floating
 
 
 cdef struct Architecture:
     # Read from ParameterLayout.table; see nnfast/_layout.py.
     Py_ssize_t n_layers
+    Py_ssize_t n_params
     const Py_ssize_t* sizes           # n_layers + 1 layer sizes, input first
     const Py_ssize_t* weight_offsets  # start of each layer's (fan_in, fan_out) weights
     const Py_ssize_t* bias_offsets    # start of each layer's bias, -1 if none
@@ -11,10 +13,18 @@ cdef struct Architecture:
     bint mean_loss                    # "mse" (True) or "sse" (False)
 
 
-cdef Architecture read_architecture(const Py_ssize_t[::1] table, bint mean_loss) noexcept
+cdef Architecture read_architecture(cnp.ndarray table, bint mean_loss) except *
 
-cdef Py_ssize_t workspace_capacity(const Architecture* arch, Py_ssize_t length,
-                                   Py_ssize_t rows) noexcept nogil
+cdef struct Workspace:
+    # Offsets into the scratch buffer, laid out [grad | pre | act | out]
+    # as ParameterLayout.workspace_length documents.
+    Py_ssize_t capacity
+    Py_ssize_t pre
+    Py_ssize_t act
+    Py_ssize_t out
+
+
+cdef Workspace carve_workspace(const Architecture* arch, Py_ssize_t length) noexcept nogil
 
 cdef void forward_pass(const Architecture* arch, const floating* params, const floating* x,
                        Py_ssize_t rows, Py_ssize_t capacity, floating* pre, floating* act,

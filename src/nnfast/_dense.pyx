@@ -2,29 +2,40 @@
 
 Buffers (all owned by the caller):
 
-- ``params``/``grad``: the flat parameter vector and its gradient, laid out
-  as ``nnfast._layout.ParameterLayout`` says.
-- ``pre``/``act``: hidden pre-activations and ReLU outputs. Hidden layer
-  ``i``'s block starts at ``capacity * (sizes[1] + ... + sizes[i])`` and
-  holds ``rows`` C-ordered rows, where ``capacity`` is the buffer length
-  divided by the total hidden width (so one buffer serves every batch
-  size up to its capacity).
-- ``out``: the output layer, ``(rows, sizes[-1])``; during backprop it
-  holds the gradient of the loss with respect to the output.
+- ``params``: the flat parameter vector, laid out as
+  ``nnfast._layout.ParameterLayout`` says.
+- ``workspace``: one scratch buffer carved as ``[grad | pre | act | out]``
+  (``ParameterLayout.workspace_length``), so that a call acquires one
+  buffer instead of four. ``grad`` is the gradient, in the layout of
+  ``params``. ``pre``/``act`` hold the hidden pre-activations and ReLU
+  outputs: hidden layer ``i``'s block starts at ``capacity * (sizes[1] +
+  ... + sizes[i])`` and holds ``rows`` C-ordered rows. ``out`` holds the
+  output layer, ``(rows, sizes[-1])``, and during backprop the gradient of
+  the loss with respect to it. ``capacity`` follows from the buffer's
+  length, so one workspace serves every batch size up to it.
 """
+cimport numpy as cnp
 from cython cimport floating
 
+from nnfast._arrays cimport is_float32, matrix_data, vector_data
 from nnfast._matmul cimport matmul
 
+cnp.import_array()
 
-cdef Architecture read_architecture(const Py_ssize_t[::1] table, bint mean_loss) noexcept:
-    """View ``table`` = [n_layers, sizes..., weight offsets..., bias offsets...] as a struct."""
+
+cdef Architecture read_architecture(cnp.ndarray table, bint mean_loss) except *:
+    """View ``table`` = [n_layers, n_params, sizes..., weight offsets..., bias offsets...] as a struct."""
     cdef Architecture arch
     cdef Py_ssize_t i
-    arch.n_layers = table[0]
-    arch.sizes = &table[1]
-    arch.weight_offsets = &table[2 + arch.n_layers]
-    arch.bias_offsets = &table[2 + 2 * arch.n_layers]
+    cdef const Py_ssize_t* values = <const Py_ssize_t*>cnp.PyArray_DATA(table)
+    if (cnp.PyArray_TYPE(table) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(table)
+            or cnp.PyArray_SIZE(table) < 1 or cnp.PyArray_SIZE(table) != 3 + 3 * values[0]):
+        raise ValueError("table must be a ParameterLayout.table")
+    arch.n_layers = values[0]
+    arch.n_params = values[1]
+    arch.sizes = &values[2]
+    arch.weight_offsets = &values[3 + arch.n_layers]
+    arch.bias_offsets = &values[3 + 2 * arch.n_layers]
     arch.hidden_width = 0
     for i in range(1, arch.n_layers):
         arch.hidden_width += arch.sizes[i]
@@ -32,10 +43,14 @@ cdef Architecture read_architecture(const Py_ssize_t[::1] table, bint mean_loss)
     return arch
 
 
-cdef Py_ssize_t workspace_capacity(const Architecture* arch, Py_ssize_t length,
-                                   Py_ssize_t rows) noexcept nogil:
-    """Rows that a hidden buffer of ``length`` elements holds (``rows`` if there is no hidden layer)."""
-    return length // arch.hidden_width if arch.hidden_width else rows
+cdef Workspace carve_workspace(const Architecture* arch, Py_ssize_t length) noexcept nogil:
+    """Offsets of grad, pre, act and out in a workspace of ``length`` elements."""
+    cdef Workspace ws
+    ws.capacity = (length - arch.n_params) // (2 * arch.hidden_width + arch.sizes[arch.n_layers])
+    ws.pre = arch.n_params
+    ws.act = ws.pre + ws.capacity * arch.hidden_width
+    ws.out = ws.act + ws.capacity * arch.hidden_width
+    return ws
 
 
 cdef inline void affine_forward(Py_ssize_t rows, Py_ssize_t fan_in, Py_ssize_t fan_out,
@@ -134,7 +149,9 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
         fan_out = arch.sizes[layer + 1]
         if layer > 0:
             offset -= capacity * fan_in
-        inputs = act + offset if layer > 0 else x
+            inputs = act + offset
+        else:
+            inputs = x
         # grad_W = inputs.T @ delta
         matmul(True, False, fan_in, fan_out, rows, inputs, delta, 0, grad + arch.weight_offsets[layer])
         if arch.bias_offsets[layer] >= 0:
@@ -155,62 +172,87 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
             delta = grad_inputs
 
 
-def forward_into(const Py_ssize_t[::1] table, const floating[::1] params,
-                 const floating[:, ::1] x, floating[::1] pre, floating[::1] act,
-                 floating[:, ::1] out):
-    """Run the net on ``x``, writing the hidden layers into ``pre``/``act`` and the output into ``out``.
+cdef forward_typed(floating* kind, cnp.ndarray table, cnp.ndarray params, cnp.ndarray x,
+                   cnp.ndarray workspace, cnp.ndarray out, bint keep_pre_activations):
+    cdef Architecture arch = read_architecture(table, False)
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
+    cdef const floating* p = vector_data(params, kind, arch.n_params, False)
+    cdef const floating* inputs = matrix_data(x, kind, -1, arch.sizes[0], False)
+    cdef floating* outputs = matrix_data(out, kind, rows, arch.sizes[arch.n_layers], True)
+    cdef floating* scratch = vector_data(workspace, kind, 0, True)
+    cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace))
+    if ws.capacity < rows:
+        raise ValueError(f"workspace holds {ws.capacity} rows, x has {rows}")
+    with nogil:
+        forward_pass(&arch, p, inputs, rows, ws.capacity,
+                     scratch + (ws.pre if keep_pre_activations else ws.act), scratch + ws.act, outputs)
+
+
+def forward_into(cnp.ndarray table, cnp.ndarray params, cnp.ndarray x, cnp.ndarray workspace,
+                 cnp.ndarray out, bint keep_pre_activations):
+    """Run the net on ``x`` and write its output into ``out``.
 
     Parameters
     ----------
     table : ndarray of intp
         ``ParameterLayout.table``.
-    params : ndarray, shape (n_params,)
+    params : ndarray of float32 or float64, shape (n_params,)
+        All arrays share this dtype.
     x : ndarray, shape (rows, sizes[0])
-    pre, act : ndarray, shape (>= rows * hidden_width,)
-        Modified: pre-activations and ReLU outputs of the hidden layers. May
-        be the same array, which then ends up holding the ReLU outputs.
+    workspace : ndarray, shape (>= ParameterLayout.workspace_length(rows),)
+        Modified: its ``act`` part receives the hidden ReLU outputs, and with
+        ``keep_pre_activations`` its ``pre`` part the pre-activations
+        (otherwise the ReLU runs in place, which is all prediction needs).
     out : ndarray, shape (rows, sizes[-1])
         Modified: the network's output.
     """
-    cdef Architecture arch = read_architecture(table, False)
-    cdef Py_ssize_t rows = x.shape[0]
-    cdef Py_ssize_t capacity = workspace_capacity(&arch, act.shape[0], rows)
-    with nogil:
-        forward_pass(&arch, &params[0], &x[0, 0], rows, capacity, &pre[0], &act[0], &out[0, 0])
+    if is_float32(params):
+        forward_typed(<float*>NULL, table, params, x, workspace, out, keep_pre_activations)
+    else:
+        forward_typed(<double*>NULL, table, params, x, workspace, out, keep_pre_activations)
 
 
-def loss_value(const Py_ssize_t[::1] table, bint mean_loss, const floating[::1] params,
-               const floating[:, ::1] x, const floating[:, ::1] y, floating[::1] hidden,
-               floating[:, ::1] out):
-    """Return the loss of the net on ``(x, y)``.
-
-    ``hidden`` (>= rows * hidden_width) and ``out`` (rows, sizes[-1]) are scratch.
-    """
+cdef double backprop_typed(floating* kind, cnp.ndarray table, bint mean_loss, cnp.ndarray params,
+                           cnp.ndarray x, cnp.ndarray y, cnp.ndarray workspace,
+                           bint gradients) except? -1:
     cdef Architecture arch = read_architecture(table, mean_loss)
-    cdef Py_ssize_t rows = x.shape[0]
-    cdef Py_ssize_t capacity = workspace_capacity(&arch, hidden.shape[0], rows)
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
+    cdef const floating* p = vector_data(params, kind, arch.n_params, False)
+    cdef const floating* inputs = matrix_data(x, kind, -1, arch.sizes[0], False)
+    cdef const floating* targets = matrix_data(y, kind, rows, arch.sizes[arch.n_layers], False)
+    cdef floating* scratch = vector_data(workspace, kind, 0, True)
+    cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace))
     cdef double loss
+    if ws.capacity < rows:
+        raise ValueError(f"workspace holds {ws.capacity} rows, x has {rows}")
     with nogil:
-        forward_pass(&arch, &params[0], &x[0, 0], rows, capacity, &hidden[0], &hidden[0], &out[0, 0])
-        loss = loss_and_output_gradient(&arch, &out[0, 0], &y[0, 0], rows, False)
+        forward_pass(&arch, p, inputs, rows, ws.capacity, scratch + ws.pre, scratch + ws.act,
+                     scratch + ws.out)
+        loss = loss_and_output_gradient(&arch, scratch + ws.out, targets, rows, gradients)
+        if gradients:
+            backward_pass(&arch, p, inputs, rows, ws.capacity, scratch + ws.pre, scratch + ws.act,
+                          scratch + ws.out, scratch)
     return loss
 
 
-def gradients_into(const Py_ssize_t[::1] table, bint mean_loss, const floating[::1] params,
-                   const floating[:, ::1] x, const floating[:, ::1] y, floating[::1] pre,
-                   floating[::1] act, floating[:, ::1] out, floating[::1] grad):
-    """Write the gradient of the loss on ``(x, y)`` into ``grad`` and return the loss.
+def loss_value(cnp.ndarray table, bint mean_loss, cnp.ndarray params, cnp.ndarray x,
+               cnp.ndarray y, cnp.ndarray workspace):
+    """Return the loss of the net on ``(x, y)``; ``workspace`` is scratch.
 
-    ``pre``, ``act`` (>= rows * hidden_width each) and ``out`` (rows,
-    sizes[-1]) are scratch; ``grad`` (n_params,) is overwritten.
+    Arrays as for ``forward_into``; ``y`` has shape (rows, sizes[-1]).
     """
-    cdef Architecture arch = read_architecture(table, mean_loss)
-    cdef Py_ssize_t rows = x.shape[0]
-    cdef Py_ssize_t capacity = workspace_capacity(&arch, act.shape[0], rows)
-    cdef double loss
-    with nogil:
-        forward_pass(&arch, &params[0], &x[0, 0], rows, capacity, &pre[0], &act[0], &out[0, 0])
-        loss = loss_and_output_gradient(&arch, &out[0, 0], &y[0, 0], rows, True)
-        backward_pass(&arch, &params[0], &x[0, 0], rows, capacity, &pre[0], &act[0],
-                      &out[0, 0], &grad[0])
-    return loss
+    if is_float32(params):
+        return backprop_typed(<float*>NULL, table, mean_loss, params, x, y, workspace, False)
+    return backprop_typed(<double*>NULL, table, mean_loss, params, x, y, workspace, False)
+
+
+def gradients_into(cnp.ndarray table, bint mean_loss, cnp.ndarray params, cnp.ndarray x,
+                   cnp.ndarray y, cnp.ndarray workspace):
+    """Write the gradient of the loss on ``(x, y)`` into the workspace's ``grad`` part
+    (its first n_params elements) and return the loss; the rest is scratch.
+
+    Arrays as for ``forward_into``; ``y`` has shape (rows, sizes[-1]).
+    """
+    if is_float32(params):
+        return backprop_typed(<float*>NULL, table, mean_loss, params, x, y, workspace, True)
+    return backprop_typed(<double*>NULL, table, mean_loss, params, x, y, workspace, True)

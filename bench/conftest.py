@@ -1,0 +1,109 @@
+"""Session setup shared by the nnfast benchmarks.
+
+Every benchmark runs with BLAS pinned to one thread: the compiled kernels
+call SciPy's OpenBLAS and the reference calls NumPy's, two separate
+libraries with their own thread pools, and comparing a single-threaded loop
+against a multi-threaded gemm (or timing thread wake-ups on tiny products)
+would measure the machine's core count rather than the code. The pinned
+state, the BLAS libraries and the CPU end up in the ``machine_info`` of
+``--benchmark-json`` output, which ``bench/report.py`` prints.
+"""
+import numpy as np
+import pytest
+
+# Both BLAS libraries must be loaded before the limit is set: threadpoolctl
+# only sees libraries that are already in the process. NumPy's comes with
+# numpy itself; SciPy's comes with scipy.linalg, which nnfast's kernels
+# cimport (importing nnfast._matmul loads it the same way they do).
+import scipy.linalg  # noqa: F401
+import nnfast._matmul  # noqa: F401
+from threadpoolctl import threadpool_info, threadpool_limits
+
+BLAS_THREADS = 1
+
+# One fixed seed: nnfast and the reference must see identical data in a
+# group, and runs must see identical data across commits.
+DATA_SEED = 20240611
+
+_LIMITER_KEY = pytest.StashKey()
+
+
+def pytest_configure(config):
+    # Pinned here rather than in a fixture so that the limit also covers
+    # collection and stays in force until pytest-benchmark writes its JSON
+    # in pytest_sessionfinish (fixtures are torn down before that).
+    limiter = threadpool_limits(limits=BLAS_THREADS)
+    config.stash[_LIMITER_KEY] = limiter
+    unpinned = [info["filepath"] for info in threadpool_info() if info["num_threads"] != BLAS_THREADS]
+    if unpinned:
+        raise pytest.UsageError(f"could not pin BLAS to {BLAS_THREADS} thread(s): {unpinned}")
+
+
+def pytest_unconfigure(config):
+    limiter = config.stash.get(_LIMITER_KEY, None)
+    if limiter is not None:
+        limiter.restore_original_limits()
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Add the BLAS thread pools (as pinned for the run) to ``machine_info``.
+
+    Parameters
+    ----------
+    config : pytest.Config
+    machine_info : dict
+        pytest-benchmark's machine description (it already holds ``cpu``,
+        from py-cpuinfo); updated in place.
+    """
+    pools = threadpool_info()
+    machine_info["blas_threads"] = sorted({pool["num_threads"] for pool in pools if pool["user_api"] == "blas"})
+    machine_info["threadpools"] = pools
+
+
+@pytest.fixture
+def standard_normal():
+    """Return a factory of fresh N(0, 1) arrays from a freshly seeded generator.
+
+    Each call ``standard_normal(*shapes, dtype=...)`` starts a new
+    ``numpy.random.Generator`` from the same seed and draws one array per
+    shape, in order, so equal arguments give equal arrays. Every entry has
+    magnitude at least ``sqrt(finfo(dtype).tiny)``, so that even the product
+    of two entries is a normal number: subnormal operands can be a hundred
+    times slower on x86 and would turn a timing into a measure of the data.
+
+    Returns
+    -------
+    callable
+        ``(*shapes, dtype) -> tuple of ndarray`` (C-contiguous).
+    """
+
+    def draw(*shapes, dtype):
+        rng = np.random.default_rng(DATA_SEED)
+        floor = np.sqrt(np.finfo(dtype).tiny)
+        arrays = tuple(rng.standard_normal(shape, dtype=dtype) for shape in shapes)
+        for array in arrays:
+            # A draw this close to zero has probability ~1e-19 per entry;
+            # with a fixed seed this either always holds or never does.
+            assert np.abs(array).min() >= floor, "change DATA_SEED: a draw is too close to zero"
+        return arrays
+
+    return draw
+
+
+@pytest.fixture
+def training_data(standard_normal):
+    """Return a factory of ``(x, y)`` for a network size and dtype.
+
+    Returns
+    -------
+    callable
+        ``(size, dtype) -> (x, y)`` where ``size`` is ``(batch, n_in,
+        n_hidden, n_out)``, ``x`` has shape ``(batch, n_in)`` and ``y`` shape
+        ``(batch, n_out)``, both N(0, 1) as drawn by ``standard_normal``.
+    """
+
+    def make(size, dtype):
+        batch, n_in, _, n_out = size
+        return standard_normal((batch, n_in), (batch, n_out), dtype=dtype)
+
+    return make
