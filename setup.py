@@ -36,4 +36,13 @@ extensions = [
     for name in KERNELS
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES, include_path=["src"]))
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=DIRECTIVES,
+        include_path=["src"],
+        # Generated C goes under build/, one tree per mode, so a checked build
+        # never reuses C generated without the checks (or the reverse).
+        build_dir="build/cython-debug" if DEBUG else "build/cython",
+    )
+)

@@ -5,7 +5,8 @@
 in plain NumPy, the specification every kernel is tested against.
 """
 from nnfast._history import DivergenceError, History
+from nnfast import examples
 from nnfast.net import Net
 
-__all__ = ["Net", "History", "DivergenceError"]
+__all__ = ["Net", "History", "DivergenceError", "examples"]
 __version__ = "0.1.0"
