@@ -56,7 +56,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         from py-cpuinfo); updated in place.
     """
     pools = threadpool_info()
-    machine_info["blas_threads"] = sorted({pool["num_threads"] for pool in pools if pool["user_api"] == "blas"})
+    blas = [pool for pool in pools if pool["user_api"] == "blas"]
+    machine_info["blas_threads"] = sorted({pool["num_threads"] for pool in blas})
     machine_info["threadpools"] = pools
 
 

@@ -7,10 +7,11 @@ a few dozen wide; ``matmul`` picks by the amount of work.
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-# Multiply-adds (m * n * k) from which BLAS beats the plain loops. Chosen with
-# bench/test_matmul.py: see the README's performance section.
+# Multiply-adds (m * n * k) from which BLAS beats the plain loops. From
+# `python bench/report.py --matmul`: BLAS won every measured product shape
+# from 12 x 12 x 12 = 1728 on; below 512 the loops won them all.
 cdef enum:
-    BLAS_MIN_WORK = 4096
+    BLAS_MIN_WORK = 1728
 
 blas_min_work = BLAS_MIN_WORK
 
@@ -93,10 +94,13 @@ def matmul_into(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, 
         raise ValueError(f"method must be 'auto', 'loops' or 'blas', got {method!r}")
     if m == 0 or n == 0 or k == 0:
         raise ValueError("matmul_into: empty operands are not supported")
+    # Decided with the GIL: comparing Python strings needs it.
+    cdef bint use_loops = method == "loops"
+    cdef bint use_blas = method == "blas"
     with nogil:
-        if method == "loops":
+        if use_loops:
             loops_matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
-        elif method == "blas":
+        elif use_blas:
             blas_matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
         else:
             matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
