@@ -269,7 +269,8 @@ class BaseNet:
             batch_size = n_samples
         batch_size = min(check_int("batch_size", batch_size, 1), n_samples)
         shuffle = check_bool("shuffle", shuffle) and batch_size < n_samples
-        state = _random.shuffle_state(check_seed(seed)) if shuffle else 0
+        seed = check_seed(seed)
+        state = _random.shuffle_state(seed) if shuffle else 0
         steps_per_epoch = -(-n_samples // batch_size)
         losses, status = self._fit(x, y, epochs, lr, batch_size, shuffle, state)
         if status != STEP_OK:

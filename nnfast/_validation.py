@@ -48,12 +48,16 @@ def check_choice(name, value, choices):
 
 def check_dtype(dtype):
     """Return ``dtype`` as ``np.dtype('float32')`` or ``np.dtype('float64')``."""
+    message = f"dtype must be float32 or float64, got {dtype!r}"
+    if dtype is None:
+        # np.dtype(None) is float64: refuse it rather than guess.
+        raise TypeError(message)
     try:
         resolved = np.dtype(dtype)
-    except TypeError:
-        resolved = None
-    if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    except (TypeError, ValueError, SyntaxError):
+        raise TypeError(message) from None
+    if resolved.type not in (np.float32, np.float64):
+        raise TypeError(message)
     return resolved
 
 
@@ -79,9 +83,13 @@ def check_learning_rate(lr):
         return lr  # the common case, without the slow ABC checks below
     if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
         raise TypeError(f"lr must be a positive finite number, got {lr!r}")
-    if not (math.isfinite(lr) and lr > 0):
+    try:
+        value = float(lr)
+    except OverflowError:  # an int beyond the float range
+        value = math.inf
+    if not (math.isfinite(value) and value > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    return float(lr)
+    return value
 
 
 def check_seed(seed):
@@ -103,7 +111,8 @@ def as_float_array(name, value, dtype):
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=dtype)
+    # np.asarray keeps a 0-d input 0-d (np.ascontiguousarray would make it 1-d).
+    return np.asarray(array, dtype=dtype, order="C")
 
 
 def check_finite(name, array, given):

@@ -117,7 +117,7 @@ cdef double loss_and_output_gradient(const Architecture* arch, floating* out, co
     mse: the same divided by rows * n_out, gradient 2 (out - y) / (rows * n_out).
     """
     cdef Py_ssize_t i, size = rows * arch.sizes[arch.n_layers]
-    cdef floating diff
+    cdef floating diff, loss
     cdef floating scale = 2.0 / size if arch.mean_loss else 2.0
     # Accumulate in double: a float32 running sum over a large batch drifts.
     cdef double total = 0
@@ -126,7 +126,10 @@ cdef double loss_and_output_gradient(const Architecture* arch, floating* out, co
         total += diff * diff
         if write_gradient:
             out[i] = scale * diff
-    return total / size if arch.mean_loss else total
+    # The loss is a number of the net's dtype, as in the reference: a float32
+    # sum beyond float32's range is infinite, and then so is its mean.
+    loss = <floating>total
+    return loss / size if arch.mean_loss else loss
 
 
 cdef void backward_pass(const Architecture* arch, const floating* params, const floating* x,

@@ -84,7 +84,10 @@ cdef tuple fit_typed(floating* kind, cnp.ndarray table, bint mean_loss, cnp.ndar
     cdef Architecture arch = read_architecture(table, mean_loss)
     cdef Py_ssize_t n_samples = cnp.PyArray_DIM(x, 0)
     cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
-    cdef Py_ssize_t steps_per_epoch = (n_samples + batch_size - 1) // batch_size
+    cdef Py_ssize_t steps_per_epoch
+    if batch_size < 1 or epochs < 0:
+        raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+    steps_per_epoch = (n_samples + batch_size - 1) // batch_size
     cdef floating* p = vector_data(params, kind, arch.n_params, True)
     cdef const floating* inputs = matrix_data(x, kind, -1, n_in, False)
     cdef const floating* targets = matrix_data(y, kind, n_samples, n_out, False)
@@ -98,7 +101,7 @@ cdef tuple fit_typed(floating* kind, cnp.ndarray table, bint mean_loss, cnp.ndar
     cdef const floating* x_rows
     cdef const floating* y_rows
     cdef int status = STEP_OK
-    if batch_size < 1 or ws.capacity < min(batch_size, n_samples):
+    if ws.capacity < min(batch_size, n_samples):
         raise ValueError(f"workspace holds {ws.capacity} rows, batches have {batch_size}")
     with nogil:
         for epoch in range(epochs):
