@@ -1,0 +1,241 @@
+"""The compiled kernels' private entry points, checked against NumPy."""
+import functools
+import importlib
+import importlib.machinery
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import nnfast
+from nnfast._checks import first_non_finite
+from nnfast._matmul import blas_min_work, matmul_into
+from tests.conftest import assert_close
+
+KERNEL_MODULES = ["_matmul", "_dense", "_sgd", "_shuffle", "_fit", "_checks"]
+METHODS = ["loops", "blas", "auto"]
+
+# (m, n, k) for out (m, n) = op(a) (m, k) @ op(b) (k, n): single rows and columns, odd sizes,
+# and sizes on both sides of blas_min_work.
+SHAPES = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (3, 5, 7), (17, 1, 33), (2, 9, 1), (31, 29, 37), (64, 65, 63)]
+
+
+def run_child(script):
+    """Run ``script`` in a child interpreter that imports this same nnfast.
+
+    Kernels that may crash run there, so that a crash fails a test instead
+    of ending the whole test run.
+    """
+    package_root = os.path.dirname(os.path.dirname(nnfast.__file__))
+    paths = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=package_root)
+
+
+@functools.lru_cache(maxsize=None)
+def crash_of(method):
+    """How ``matmul_into(..., method=method)`` kills a child interpreter, or None if it runs."""
+    result = run_child(f"""
+        import numpy as np
+        from nnfast._matmul import matmul_into
+        for dtype in (np.float64, np.float32):
+            for trans_a in (False, True):
+                for trans_b in (False, True):
+                    out = np.empty((2, 3), dtype=dtype)
+                    a = np.ones((4, 2) if trans_a else (2, 4), dtype=dtype)
+                    b = np.ones((3, 4) if trans_b else (4, 3), dtype=dtype)
+                    matmul_into(a, b, out, trans_a, trans_b, 0.0, {method!r})
+                    matmul_into(a, b, out, trans_a=trans_a, trans_b=trans_b, beta=1.0, method={method!r})
+    """)
+    if result.returncode < 0:
+        return f"killed by signal {-result.returncode}"
+    return None
+
+
+def no_crash(method):
+    """Fail (rather than crash the test run) if ``method`` kills the interpreter."""
+    crash = crash_of(method)
+    if crash:
+        pytest.fail(f"matmul_into(..., method={method!r}) {crash} (in a child process)")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_matmul_into_does_not_crash(method):
+    """Regression: matmul_into compared Python strings without the GIL, a segfault for "blas" and "auto"."""
+    assert crash_of(method) is None
+
+
+def operands(m, n, k, trans_a, trans_b, dtype, seed=0):
+    """Random C-contiguous a, b stored so that op(a) is (m, k) and op(b) is (k, n)."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+def product(a, b, trans_a, trans_b):
+    """op(a) @ op(b) in float64."""
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    return (a.T if trans_a else a) @ (b.T if trans_b else b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["b", "bT"])
+@pytest.mark.parametrize("trans_a", [False, True], ids=["a", "aT"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_matmul_into_equals_numpy(shape, method, trans_a, trans_b, dtype):
+    """out = op(a) @ op(b) (beta 0) and out += op(a) @ op(b) (beta 1), for every method and transpose."""
+    no_crash(method)
+    m, n, k = shape
+    a, b = operands(m, n, k, trans_a, trans_b, dtype)
+    expected = product(a, b, trans_a, trans_b)
+
+    out = np.full((m, n), np.nan, dtype=dtype)  # beta = 0 must ignore what out holds, even NaN
+    matmul_into(a, b, out, trans_a, trans_b, 0.0, method)
+    assert_close(out, expected, dtype, "beta=0")
+
+    start = np.random.default_rng(1).standard_normal((m, n)).astype(dtype)
+    out = start.copy()
+    matmul_into(a, b, out, trans_a, trans_b, 1.0, method)
+    assert_close(out, expected + start, dtype, "beta=1")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_matmul_into_other_beta_scales_out(method):
+    """A beta other than 0 and 1 scales the existing out: out = op(a) @ op(b) + beta * out."""
+    no_crash(method)
+    a, b = operands(6, 4, 5, False, True, np.float64)
+    start = np.arange(24, dtype=np.float64).reshape(6, 4)
+    out = start.copy()
+    matmul_into(a, b, out, False, True, -0.5, method)
+    assert_close(out, product(a, b, False, True) - 0.5 * start, np.float64)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_matmul_into_leaves_inputs_alone(method):
+    """a and b are only read (read-only arrays are accepted)."""
+    no_crash(method)
+    a, b = operands(20, 30, 40, True, False, np.float64)
+    a.flags.writeable = False
+    b.flags.writeable = False
+    a_copy, b_copy = a.copy(), b.copy()
+    matmul_into(a, b, np.empty((20, 30)), True, False, 0.0, method)
+    np.testing.assert_array_equal(a, a_copy)
+    np.testing.assert_array_equal(b, b_copy)
+
+
+def threshold_cases():
+    """(m, n, k) with m * n * k one below and exactly at blas_min_work, cube-like and one long dot."""
+    side = int(round(blas_min_work ** (1 / 3)))
+    k = -(-blas_min_work // (side * side))
+    return [
+        pytest.param((side, side, k - 1), "loops", id="cube-below"),
+        pytest.param((side, side, k), "blas", id="cube-at"),
+        pytest.param((1, 1, blas_min_work - 1), "loops", id="dot-below"),
+        pytest.param((1, 1, blas_min_work), "blas", id="dot-at"),
+    ]
+
+
+@pytest.mark.parametrize("shape, expected_method", threshold_cases())
+def test_auto_switches_to_blas_at_blas_min_work(shape, expected_method):
+    """"auto" matches the loops bit for bit below blas_min_work and BLAS from it on."""
+    assert isinstance(blas_min_work, int) and blas_min_work > 0
+    m, n, k = shape
+    assert (m * n * k >= blas_min_work) == (expected_method == "blas")
+    # float32 random data: loops and BLAS sum in different orders and round differently.
+    a, b = operands(m, n, k, False, False, np.float32, seed=3)
+    results = {}
+    for method in METHODS:
+        no_crash(method)
+        out = np.empty((m, n), dtype=np.float32)
+        matmul_into(a, b, out, False, False, 0.0, method)
+        results[method] = out
+    assert not np.array_equal(results["loops"], results["blas"]), "inputs do not tell the paths apart"
+    np.testing.assert_array_equal(results["auto"], results[expected_method])
+
+
+@pytest.mark.parametrize(
+    "a_shape, b_shape, out_shape, trans_a, trans_b",
+    [((3, 4), (5, 2), (3, 2), False, False), ((3, 4), (4, 2), (3, 3), False, False),
+     ((3, 4), (4, 2), (4, 2), True, False), ((3, 4), (2, 4), (3, 4), False, True)],
+)
+def test_matmul_into_rejects_mismatched_shapes(a_shape, b_shape, out_shape, trans_a, trans_b):
+    """Operands whose shapes do not multiply into out raise ValueError before any arithmetic."""
+    with pytest.raises(ValueError, match="shapes of a, b and out do not match"):
+        matmul_into(np.ones(a_shape), np.ones(b_shape), np.ones(out_shape), trans_a, trans_b, 0.0, "auto")
+
+
+def test_matmul_into_rejects_unknown_method_and_empty_operands():
+    """An unknown method name and empty operands raise ValueError."""
+    with pytest.raises(ValueError, match="method must be 'auto', 'loops' or 'blas', got 'fast'"):
+        matmul_into(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2)), False, False, 0.0, "fast")
+    with pytest.raises(ValueError, match="empty operands"):
+        matmul_into(np.ones((2, 0)), np.ones((0, 2)), np.ones((2, 2)), False, False, 0.0, "loops")
+
+
+def test_fit_kernel_rejects_batch_size_zero():
+    """nnfast._fit.fit's own check (batch_size >= 1) raises ValueError instead of dividing by zero.
+
+    Calls the private entry point the way nnfast.Net._fit does, in a child process.
+    """
+    result = run_child("""
+        import numpy as np
+        import nnfast
+        from nnfast import _fit
+        net = nnfast.Net([3, 4, 2], seed=0)
+        layout = net._layout
+        x, y = np.ones((5, 3)), np.ones((5, 2))
+        try:
+            _fit.fit(layout.table, False, net._params, x, y, 1, 0.1, 0, False, 0,
+                     np.empty(layout.workspace_length(5)), np.empty((1, 3)), np.empty((1, 2)),
+                     np.arange(5, dtype=np.intp), np.empty(5))
+        except ValueError as error:
+            print("ValueError:", error)
+    """)
+    assert result.returncode == 0, f"the child process died (return code {result.returncode}): {result.stderr}"
+    assert result.stdout.startswith("ValueError:"), result.stdout
+
+
+# -- first_non_finite ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("position", [0, 1, 500, 999])
+def test_first_non_finite_finds_the_first(dtype, bad, position):
+    """Returns the index of the first NaN/+inf/-inf, ignoring later ones."""
+    values = np.random.default_rng(position).standard_normal(1000).astype(dtype)
+    values[position] = bad
+    values[-1] = np.nan
+    values[position + 1 :: 97] = np.inf
+    values[:position] = np.finfo(dtype).max  # large but finite
+    assert first_non_finite(values) == position
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_first_non_finite_on_finite_input(dtype):
+    """-1 for finite input, including extremes, zeros, subnormals and an empty array."""
+    info = np.finfo(dtype)
+    values = np.array([0.0, -0.0, info.max, -info.max, info.tiny, info.smallest_subnormal, 1.0], dtype=dtype)
+    assert first_non_finite(values) == -1
+    assert first_non_finite(np.zeros(0, dtype=dtype)) == -1
+    np.testing.assert_array_equal(values[:2], [0.0, 0.0])  # not modified
+
+
+# -- the package is the compiled one ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", KERNEL_MODULES)
+def test_kernels_are_compiled_extension_modules(name):
+    """nnfast._matmul etc. are extension modules inside the imported nnfast package."""
+    module = importlib.import_module(f"nnfast.{name}")
+    assert module.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), module.__file__
+    assert isinstance(module.__loader__, importlib.machinery.ExtensionFileLoader)
+    assert module.__name__ == f"nnfast.{name}"
+    assert module.__spec__.parent == nnfast.__name__
