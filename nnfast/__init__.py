@@ -4,6 +4,15 @@
 ``fit``, no Python per step); ``nnfast.reference.Net`` is the same network
 in plain NumPy, the specification every kernel is tested against.
 """
+try:
+    from nnfast import _checks  # noqa: F401  (the first compiled module anything imports)
+except ImportError as error:  # pragma: no cover - depends on how nnfast was installed
+    raise ImportError(
+        "nnfast's compiled kernels are missing: this is probably its source tree, "
+        "unbuilt. Build it in place with `pip install -e .`, or install it with "
+        "`pip install .` and import it from another directory."
+    ) from error
+
 from nnfast._history import DivergenceError, History
 from nnfast import examples
 from nnfast.net import Net
