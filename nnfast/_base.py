@@ -1,18 +1,26 @@
 """The interface shared by ``nnfast.Net`` and ``nnfast.reference.Net``.
 
 ``BaseNet`` owns everything that is not arithmetic: argument checks, the
-flat parameter buffer and its per-layer views, initialization, and turning
-kernel status codes into exceptions. Subclasses supply the arithmetic
-through six hooks (``_predict``, ``_forward``, ``_loss``, ``_gradients``,
-``_train_step``, ``_fit``) that receive already-validated arrays.
+flat parameter buffer and its per-layer views, initialization, the
+optimizer, the bookkeeping of a training run (validation split, schedule,
+early stopping, progress, callbacks) and turning status codes into
+exceptions. Subclasses supply the arithmetic through hooks that receive
+already-validated arrays: ``_predict``, ``_forward``, ``_loss``,
+``_gradients``, ``_train_step`` and ``_run_epochs``.
 """
+import math
+import time
+
 import numpy as np
 
 from nnfast import _random
 from nnfast._history import STEP_OK, DivergenceError, History
 from nnfast._layout import ParameterLayout, initialize
+from nnfast._training import TrainingRun
 from nnfast._validation import (
     ACTIVATIONS,
+    CLASSIFICATION_LOSSES,
+    INITS,
     LOSSES,
     check_bool,
     check_choice,
@@ -21,45 +29,82 @@ from nnfast._validation import (
     check_int,
     check_layers,
     check_learning_rate,
+    check_number,
     check_parameter_list,
+    check_per_layer,
     check_seed,
     check_targets,
 )
+from nnfast.optimizers import SGD, Optimizer
+from nnfast.schedules import Constant, Schedule
 
 
 class BaseNet:
-    """A fully connected ReLU network (shared interface; use a subclass).
+    """A fully connected network (shared interface; use a subclass).
 
     Parameters
     ----------
     layers : sequence of int
         Layer sizes, input first and output last, e.g. ``[3, 3, 1]``. At
         least two entries, all positive.
-    activation : {"relu"}, default "relu"
-        Activation of every hidden layer. The output layer is linear.
-    bias : bool, default True
-        Whether every layer adds a bias vector (``x @ W + b``).
-    loss : {"sse", "mse"}, default "sse"
+    activation : str or list of str, default "relu"
+        Activation of the hidden layers: one name for all, or one per hidden
+        layer. ``"relu"`` (its gradient passes where the input is >= 0 and
+        is zero where it is < 0, as in the seed's ``grad_h[h < 0] = 0``),
+        ``"leaky_relu"`` (slope ``negative_slope`` where the input is < 0),
+        ``"tanh"``, ``"sigmoid"`` or ``"identity"``. The output layer is
+        linear; the cross-entropy losses apply their softmax or sigmoid.
+    negative_slope : float, default 0.01
+        The slope of ``"leaky_relu"`` for negative inputs, >= 0.
+    bias : bool or list of bool, default True
+        Whether the layers add a bias vector (``x @ W + b``): one flag for
+        all, or one per layer.
+    loss : str, default "sse"
         ``"sse"``: sum of squared errors over all outputs and samples,
         ``((y_pred - y) ** 2).sum()``. ``"mse"``: the same divided by the
-        number of elements, ``((y_pred - y) ** 2).mean()``.
+        number of elements. ``"cross_entropy"``: softmax over the outputs
+        and the negative log-likelihood of the targets (class labels
+        ``(n,)`` or class probabilities ``(n, k)``), averaged over samples,
+        as ``torch.nn.CrossEntropyLoss``. ``"binary_cross_entropy"``:
+        a sigmoid per output and the binary cross-entropy against targets
+        in [0, 1], averaged over all elements, as
+        ``torch.nn.BCEWithLogitsLoss``. Both are computed stably from the
+        outputs (logits).
+    init : str, default "auto"
+        Weight initialization: ``"he_normal"``, ``"he_uniform"``,
+        ``"glorot_normal"``, ``"glorot_uniform"``, ``"normal"`` (standard
+        deviation ``init_std``), or ``"auto"``: He normal for layers
+        followed by a (leaky) ReLU, Glorot normal for the others. Biases
+        start at zero.
+    init_std : float, default 0.01
+        Standard deviation of ``init="normal"``.
     dtype : {np.float64, np.float32} or their names, default np.float64
         The precision of the parameters and of all arithmetic.
     seed : int or None, default None
-        Seed of the initialization: hidden-layer weights are He-normal
-        ``N(0, 2 / fan_in)``, output weights ``N(0, 1 / fan_in)``, biases
-        zero. ``None`` draws fresh entropy.
+        Seed of the initialization; ``None`` draws fresh entropy.
     """
 
-    def __init__(self, layers, *, activation="relu", bias=True, loss="sse", dtype=np.float64, seed=None):
+    def __init__(self, layers, *, activation="relu", negative_slope=0.01, bias=True, loss="sse",
+                 init="auto", init_std=0.01, dtype=np.float64, seed=None):
         self._layers = check_layers(layers)
-        self._activation = check_choice("activation", activation, ACTIVATIONS)
-        self._bias = check_bool("bias", bias)
+        n_layers = len(self._layers) - 1
+        self._activations = check_per_layer(
+            "activation", activation, n_layers - 1, lambda name, value: check_choice(name, value, ACTIVATIONS)
+        )
+        self._negative_slope = check_number("negative_slope", negative_slope, 0.0)
+        self._bias = check_per_layer("bias", bias, n_layers, check_bool)
         self._loss_name = check_choice("loss", loss, LOSSES)
+        if loss == "cross_entropy" and self._layers[-1] < 2:
+            raise ValueError(f"loss='cross_entropy' needs at least 2 outputs, got layers {list(self._layers)}")
+        self._init = check_choice("init", init, INITS)
+        self._init_std = check_number("init_std", init_std, 0.0)
         self._dtype = check_dtype(dtype)
-        self._layout = ParameterLayout(self._layers, self._bias)
+        codes = [ACTIVATIONS.index(name) for name in self._activations] + [ACTIVATIONS.index("identity")]
+        self._layout = ParameterLayout(self._layers, self._bias, codes)
         self._params = np.empty(self._layout.n_params, dtype=self._dtype)
-        initialize(self._layout, self._params, check_seed(seed))
+        initialize(self._layout, self._params, check_seed(seed), self._init, self._init_std,
+                   self._activations + ["identity"])
+        self.optimizer = None
 
     # -- description -------------------------------------------------------
 
@@ -80,24 +125,31 @@ class BaseNet:
 
     @property
     def activation(self):
-        """str: the hidden layers' activation."""
-        return self._activation
+        """list of str: each hidden layer's activation."""
+        return list(self._activations)
+
+    @property
+    def negative_slope(self):
+        """float: the slope of ``"leaky_relu"`` for negative inputs."""
+        return self._negative_slope
 
     @property
     def bias(self):
-        """bool: whether the layers have bias vectors."""
-        return self._bias
+        """list of bool: whether each layer has a bias vector."""
+        return list(self._bias)
 
     @property
     def loss_name(self):
-        """str: the training loss, ``"sse"`` or ``"mse"``."""
+        """str: the training loss."""
         return self._loss_name
 
     def __repr__(self):
+        activation = self._activations[0] if len(set(self._activations)) == 1 else self._activations
+        bias = self._bias[0] if len(set(self._bias)) == 1 else self._bias
         return (
             f"{type(self).__module__}.{type(self).__name__}({list(self._layers)}, "
-            f"activation={self._activation!r}, bias={self._bias}, "
-            f"loss={self._loss_name!r}, dtype={self._dtype.name!r})"
+            f"activation={activation!r}, bias={bias}, loss={self._loss_name!r}, "
+            f"dtype={self._dtype.name!r})"
         )
 
     # -- parameters --------------------------------------------------------
@@ -121,10 +173,10 @@ class BaseNet:
 
     @property
     def biases(self):
-        """list of ndarray: each layer's bias vector, shaped ``(fan_out,)``.
+        """list of ndarray: the bias vector, shaped ``(fan_out,)``, of each layer that has one.
 
-        Empty when the net was built with ``bias=False``. Reading returns
-        copies; assigning checks and copies in, as for ``weights``.
+        Empty when no layer has a bias. Reading returns copies; assigning
+        checks and copies in, as for ``weights``.
         """
         return [view.copy() for view in self._layout.bias_views(self._params)]
 
@@ -134,14 +186,33 @@ class BaseNet:
         for view, array in zip(self._layout.bias_views(self._params), arrays):
             view[...] = array
 
+    def save(self, path):
+        """Write the net (architecture, parameters, optimizer and its state) to one ``.npz`` file.
+
+        ``nnfast.load(path)`` reads it back; see ``nnfast.io``.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written (exactly ``path``: no suffix is added).
+        """
+        from nnfast import io  # here, not at the top: nnfast.io imports the net classes
+
+        return io.save(self, path)
+
     # -- evaluation --------------------------------------------------------
 
-    def _check_data(self, x, y):
-        x = check_features(x, self._layers[0], self._dtype)
-        return x, check_targets(y, x.shape[0], self._layers[-1], self._dtype)
+    def _check_x(self, x, name="x"):
+        return check_features(x, self._layers[0], self._dtype, name)
+
+    def _check_data(self, x, y, names=("x", "y")):
+        x = self._check_x(x, names[0])
+        y = check_targets(y, x.shape[0], self._layers[-1], self._dtype, self._loss_name, names[1], names[0])
+        return x, y
 
     def predict(self, x):
-        """Return the network's output for ``x``.
+        """Return the network's output for ``x``: the raw outputs (logits, for
+        the cross-entropy losses; see ``predict_proba``).
 
         Parameters
         ----------
@@ -151,7 +222,37 @@ class BaseNet:
         -------
         ndarray, shape (n_samples, layers[-1]), of the net's dtype
         """
-        return self._predict(check_features(x, self._layers[0], self._dtype))
+        return self._predict(self._check_x(x))
+
+    def predict_proba(self, x):
+        """Return class probabilities: the softmax of the outputs for
+        ``"cross_entropy"``, the sigmoid of each output for ``"binary_cross_entropy"``.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, layers[-1])
+        """
+        logits = self.predict(x)
+        if self._loss_name == "cross_entropy":
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return shifted / shifted.sum(axis=1, keepdims=True)
+        if self._loss_name == "binary_cross_entropy":
+            return 0.5 * (1 + np.tanh(0.5 * logits))  # the sigmoid, without overflow
+        raise ValueError(f"predict_proba needs a cross-entropy loss, but the net's loss is {self._loss_name!r}")
+
+    def predict_classes(self, x):
+        """Return predicted classes: the most probable class ``(n,)`` for
+        ``"cross_entropy"``; for ``"binary_cross_entropy"``, 1 where an
+        output's probability is >= 0.5, else 0, shaped ``(n,)`` for one
+        output and ``(n, k)`` for several.
+        """
+        logits = self.predict(x)
+        if self._loss_name == "cross_entropy":
+            return logits.argmax(axis=1)
+        if self._loss_name == "binary_cross_entropy":
+            classes = (logits >= 0).astype(np.intp)
+            return classes[:, 0] if classes.shape[1] == 1 else classes
+        raise ValueError(f"predict_classes needs a cross-entropy loss, but the net's loss is {self._loss_name!r}")
 
     def forward(self, x):
         """Run the forward pass and return the output and the hidden activations.
@@ -164,10 +265,10 @@ class BaseNet:
         -------
         output : ndarray, shape (n_samples, layers[-1])
         hidden : list of ndarray
-            The post-ReLU activations of each hidden layer, shaped
+            The activations of each hidden layer, shaped
             ``(n_samples, layers[i])`` for ``i = 1 .. len(layers) - 2``.
         """
-        return self._forward(check_features(x, self._layers[0], self._dtype))
+        return self._forward(self._check_x(x))
 
     def loss(self, x, y):
         """Return the loss of the net on ``(x, y)`` as a float.
@@ -175,22 +276,20 @@ class BaseNet:
         Parameters
         ----------
         x : array_like, shape (n_samples, layers[0])
-        y : array_like, shape (n_samples, layers[-1]), or (n_samples,) for one output
+        y : array_like
+            Targets as the loss reads them (see the class docstring).
         """
         return self._loss(*self._check_data(x, y))
 
     def gradients(self, x, y):
         """Return the gradient of the loss on ``(x, y)`` with respect to the parameters.
 
-        The ReLU passes the gradient where its input is >= 0 and blocks it
-        where the input is < 0, as in the seed's ``grad_h[h < 0] = 0``.
-
         Returns
         -------
         weight_grads : list of ndarray
             Shaped like ``weights``.
         bias_grads : list of ndarray
-            Shaped like ``biases`` (empty without biases).
+            Shaped like ``biases``.
         """
         flat = self._gradients(*self._check_data(x, y))
         return self._layout.weight_views(flat), self._layout.bias_views(flat)
@@ -198,16 +297,17 @@ class BaseNet:
     # -- training ----------------------------------------------------------
 
     def train_step(self, x, y, lr):
-        """Take one SGD step on the whole of ``(x, y)`` and return the loss before it.
+        """Take one plain SGD step on the whole of ``(x, y)`` and return the loss before it.
 
-        ``params -= lr * gradient``. If the loss or the updated parameters
-        are not finite, the update is not applied and ``DivergenceError``
-        is raised.
+        ``params -= lr * gradient``; the net's optimizer is neither used nor
+        changed. If the loss or the updated parameters are not finite, the
+        update is not applied and ``DivergenceError`` is raised.
 
         Parameters
         ----------
         x : array_like, shape (n_samples, layers[0])
-        y : array_like, shape (n_samples, layers[-1]), or (n_samples,) for one output
+        y : array_like
+            Targets as the loss reads them.
         lr : float
             The learning rate, positive and finite.
 
@@ -222,37 +322,107 @@ class BaseNet:
             raise DivergenceError(status, 0, lr, History([loss], 0, 1))
         return loss
 
-    def fit(self, x, y, *, epochs, lr, batch_size=None, shuffle=True, seed=None):
-        """Train with mini-batch SGD and return the loss of every step.
+    def _choose_optimizer(self, lr, optimizer):
+        """The optimizer a training call uses, which the net then keeps."""
+        if lr is not None and optimizer is not None:
+            raise ValueError("give lr (plain SGD) or optimizer, not both")
+        if lr is not None:
+            return SGD(check_learning_rate(lr))
+        if optimizer is None:
+            if self.optimizer is None:
+                raise ValueError("training needs a learning rate (lr=...) or an optimizer (optimizer=...)")
+            return self.optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be an nnfast.SGD, nnfast.Adam or nnfast.AdamW, got {optimizer!r}")
+        return optimizer
+
+    def reset_optimizer(self):
+        """Forget the optimizer's state (momentum, Adam moments, step count)."""
+        if self.optimizer is not None:
+            self.optimizer.reset()
+
+    def _validation_split(self, x, y, validation_data, validation_fraction, seed):
+        """Return ``(x, y, x_val, y_val)`` (the last two None without validation)."""
+        if validation_data is not None and validation_fraction is not None:
+            raise ValueError("give validation_data or validation_fraction, not both")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError(f"validation_data must be a pair (x_val, y_val), got {type(validation_data).__name__}")
+            x_val, y_val = self._check_data(*validation_data, names=("validation_data x", "validation_data y"))
+            return x, y, x_val, y_val
+        if validation_fraction is None:
+            return x, y, None, None
+        fraction = check_number("validation_fraction", validation_fraction, 0.0, 1.0)
+        n_val = math.ceil(fraction * x.shape[0])
+        if not 0 < n_val < x.shape[0]:
+            raise ValueError(
+                f"validation_fraction={validation_fraction!r} of {x.shape[0]} samples leaves "
+                f"{x.shape[0] - n_val} for training and {n_val} for validation; both need at least one"
+            )
+        order = np.random.default_rng(seed).permutation(x.shape[0])
+        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+        return x[train], y[train], x[val], y[val]
+
+    def fit(self, x, y, *, epochs, lr=None, optimizer=None, schedule=None, batch_size=None,
+            shuffle=True, seed=None, validation_data=None, validation_fraction=None,
+            early_stopping=False, patience=10, min_delta=0.0, verbose=False, callback=None):
+        """Train the net and return the record of every step and epoch.
 
         Each epoch splits the samples into consecutive batches of
         ``batch_size`` (the last one may be smaller and is used too) and
-        takes one SGD step per batch. With ``shuffle``, the sample order is
-        reshuffled before every epoch; with a single batch per epoch the
-        order is left alone, since it cannot change the step.
+        takes one optimizer step per batch. With ``shuffle``, the sample
+        order is reshuffled before every epoch; with a single batch per
+        epoch the order is left alone, since it cannot change the step.
+        Without ``verbose`` and ``callback`` the whole fit is one compiled
+        call; with them, Python runs between epochs.
 
         Parameters
         ----------
         x : array_like, shape (n_samples, layers[0])
-        y : array_like, shape (n_samples, layers[-1]), or (n_samples,) for one output
+        y : array_like
+            Targets as the loss reads them (see the class docstring).
         epochs : int
             Passes over the data, >= 0.
-        lr : float
-            The learning rate, positive and finite.
+        lr : float, optional
+            Shorthand for ``optimizer=nnfast.SGD(lr)``.
+        optimizer : nnfast.SGD, nnfast.Adam or nnfast.AdamW, optional
+            The net keeps it (``net.optimizer``) with its state, so later
+            calls without ``lr``/``optimizer`` continue with it.
+        schedule : nnfast.schedules.Schedule, optional
+            Per-epoch learning rates from the optimizer's ``lr``, epochs
+            counted from 0 in each call. Default: constant.
         batch_size : int or None, default None
             Samples per step; ``None`` (or anything >= n_samples) means
-            the full batch, one step per epoch.
+            the full batch.
         shuffle : bool, default True
             Reshuffle the order every epoch.
         seed : int or None, default None
-            Seed of the shuffle; ``None`` draws fresh entropy. The same
-            seed gives the same batches in every call.
+            Seed of the shuffle and of the ``validation_fraction`` split;
+            ``None`` draws fresh entropy.
+        validation_data : (x_val, y_val), optional
+            Data to compute ``val_loss`` (and ``val_accuracy``) on after
+            every epoch.
+        validation_fraction : float, optional
+            Hold out this fraction of the samples (a seeded random split)
+            as validation data instead.
+        early_stopping : bool, default False
+            Stop when the monitored loss (``val_loss`` with validation
+            data, else ``epoch_loss``) has not fallen below its best minus
+            ``min_delta`` for ``patience`` epochs, and leave the net with
+            the parameters of the best epoch.
+        patience : int, default 10
+            >= 1.
+        min_delta : float, default 0
+            >= 0.
+        verbose : bool, default False
+            Print one line per epoch: losses and elapsed time.
+        callback : callable, optional
+            Called as ``callback(epoch, history)`` after every epoch; a
+            true return value stops training.
 
         Returns
         -------
         History
-            ``history.loss[i]`` is the loss of step ``i``'s batch before
-            its update.
 
         Raises
         ------
@@ -263,21 +433,79 @@ class BaseNet:
         """
         x, y = self._check_data(x, y)
         epochs = check_int("epochs", epochs, 0)
-        lr = check_learning_rate(lr)
+        optimizer = self._choose_optimizer(lr, optimizer)
+        if schedule is None:
+            schedule = Constant()
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be an nnfast.schedules schedule, got {schedule!r}")
+        seed = check_seed(seed)
+        x, y, x_val, y_val = self._validation_split(x, y, validation_data, validation_fraction, seed)
+        early_stopping = check_bool("early_stopping", early_stopping)
+        patience = check_int("patience", patience, 1)
+        min_delta = check_number("min_delta", min_delta, 0.0)
+        verbose = check_bool("verbose", verbose)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
         n_samples = x.shape[0]
         if batch_size is None:
             batch_size = n_samples
         batch_size = min(check_int("batch_size", batch_size, 1), n_samples)
         shuffle = check_bool("shuffle", shuffle) and batch_size < n_samples
-        seed = check_seed(seed)
         state = _random.shuffle_state(seed) if shuffle else 0
-        steps_per_epoch = -(-n_samples // batch_size)
-        losses, status = self._fit(x, y, epochs, lr, batch_size, shuffle, state)
-        if status != STEP_OK:
-            step = len(losses) - 1
-            history = History(losses, step // steps_per_epoch, steps_per_epoch)
-            raise DivergenceError(status, step, lr, history)
-        return History(losses, epochs, steps_per_epoch)
+        optimizer._bind(self.n_params, self._dtype)
+        self.optimizer = optimizer
+        run = TrainingRun(
+            n_samples, self.n_params, self._dtype, epochs, batch_size, shuffle, state, optimizer,
+            schedule.learning_rates(optimizer.lr, epochs), x_val is not None, early_stopping,
+            patience, min_delta,
+        )
+        return self._train(run, x, y, x_val, y_val, verbose, callback)
+
+    def partial_fit(self, x, y, *, lr=None, optimizer=None, batch_size=None, shuffle=True, seed=None):
+        """Train one more epoch on ``(x, y)``, keeping the optimizer's state (online learning).
+
+        The same as ``fit(x, y, epochs=1, ...)``: with neither ``lr`` nor
+        ``optimizer`` it continues with the net's optimizer.
+
+        Returns
+        -------
+        History
+        """
+        return self.fit(x, y, epochs=1, lr=lr, optimizer=optimizer, batch_size=batch_size,
+                        shuffle=shuffle, seed=seed)
+
+    def _train(self, run, x, y, x_val, y_val, verbose, callback):
+        """Run the epochs, Python-side bookkeeping between chunks of them."""
+        classification = self._loss_name in CLASSIFICATION_LOSSES
+        # Without a callback or printing, one chunk: the whole fit in one call.
+        chunk = 1 if verbose or callback is not None else max(run.epochs, 1)
+        start = time.perf_counter()
+        while run.epoch < run.epochs and not run.stopped:
+            first = run.epoch
+            try:
+                self._run_epochs(x, y, x_val, y_val, run, min(run.epoch + chunk, run.epochs))
+            finally:
+                run.optimizer.step_count = int(run.optimizer_steps[0])
+            if run.status != STEP_OK:
+                raise DivergenceError(run.status, run.steps - 1, run.learning_rates[run.epoch],
+                                      run.history(classification))
+            if verbose:
+                for epoch in range(first, run.epoch):
+                    self._print_epoch(run, epoch, time.perf_counter() - start)
+            if callback is not None and callback(run.epoch - 1, run.history(classification)):
+                run.stopped = True
+        if run.early_stopping and run.progress[2] >= 0:
+            self._params[...] = run.best_params
+        return run.history(classification)
+
+    @staticmethod
+    def _print_epoch(run, epoch, elapsed):
+        line = f"epoch {epoch + 1}/{run.epochs}  loss {run.epoch_loss[epoch]:.6g}"
+        if run.has_validation:
+            line += f"  val_loss {run.val_loss[epoch]:.6g}"
+            if not np.isnan(run.val_accuracy[epoch]):
+                line += f"  val_accuracy {run.val_accuracy[epoch]:.4f}"
+        print(f"{line}  {elapsed:.3f}s", flush=True)
 
     # -- hooks -------------------------------------------------------------
 
@@ -296,5 +524,10 @@ class BaseNet:
     def _train_step(self, x, y, lr):
         raise NotImplementedError
 
-    def _fit(self, x, y, epochs, lr, batch_size, shuffle, state):
+    def _run_epochs(self, x, y, x_val, y_val, run, stop):
+        """Run epochs ``run.epoch .. stop - 1`` of ``run``, updating it and the parameters.
+
+        Stops early when ``run`` says early stopping fires, or a step fails
+        (``run.status``).
+        """
         raise NotImplementedError

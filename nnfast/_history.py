@@ -8,25 +8,46 @@ UPDATE_NOT_FINITE = 2
 
 
 class History:
-    """The record of one ``fit`` call.
+    """The record of one ``fit`` (or ``partial_fit``) call.
 
     Attributes
     ----------
     loss : ndarray of float64, shape (n_steps,)
         The loss of every step's batch, computed before that step's update.
+    epoch_loss : ndarray of float64, shape (epochs,)
+        Per epoch, the mean of its batch losses weighted by batch size (the
+        loss of the one batch, for full-batch training).
+    val_loss : ndarray of float64, shape (epochs,), or None
+        The loss on the validation data after each epoch, when there is any.
+    val_accuracy : ndarray of float64, shape (epochs,), or None
+        The fraction of validation samples (for ``"binary_cross_entropy"``,
+        of outputs) classified right after each epoch, for the
+        cross-entropy losses.
     epochs : int
         The number of epochs run.
     steps_per_epoch : int
         Mini-batches per epoch (``ceil(n_samples / batch_size)``).
+    best_epoch : int or None
+        With early stopping, the epoch whose parameters the net was left with.
+    stopped_early : bool
+        Whether early stopping or the callback ended training before ``epochs``.
     """
 
-    def __init__(self, loss, epochs, steps_per_epoch):
+    def __init__(self, loss, epochs, steps_per_epoch, epoch_loss=None, val_loss=None,
+                 val_accuracy=None, best_epoch=None, stopped_early=False):
         self.loss = np.asarray(loss, dtype=np.float64)
+        self.epoch_loss = np.asarray([] if epoch_loss is None else epoch_loss, dtype=np.float64)
+        self.val_loss = val_loss
+        self.val_accuracy = val_accuracy
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
+        self.best_epoch = best_epoch
+        self.stopped_early = stopped_early
 
     def __repr__(self):
         last = f", last loss={self.loss[-1]:.6g}" if len(self.loss) else ""
+        if self.val_loss is not None and len(self.val_loss):
+            last += f", last val_loss={self.val_loss[-1]:.6g}"
         return f"History(epochs={self.epochs}, steps={len(self.loss)}{last})"
 
 

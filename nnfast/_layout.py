@@ -15,8 +15,11 @@ class ParameterLayout:
     ----------
     layers : tuple of int
         Layer sizes, input first.
-    bias : bool
-        Whether every layer has a bias vector.
+    bias : list of bool
+        Whether each layer has a bias vector.
+    activations : list of int
+        Activation code of each layer's output (the last one is the
+        identity); the kernels read them from ``table``.
 
     Attributes
     ----------
@@ -28,13 +31,14 @@ class ParameterLayout:
     n_params : int
         Length of the flat buffer.
     table : ndarray of intp
-        ``[n_layers, n_params, sizes..., weight offsets..., bias offsets...]``,
-        the form in which the kernels read all of the above.
+        ``[n_layers, n_params, sizes..., weight offsets..., bias offsets...,
+        activation codes...]``, the form in which the kernels read all of
+        the above.
     hidden_width : int
         The sum of the hidden layer sizes.
     """
 
-    def __init__(self, layers, bias):
+    def __init__(self, layers, bias, activations):
         self.sizes = np.asarray(layers, dtype=np.intp)
         n_layers = len(layers) - 1
         self.weight_offsets = np.empty(n_layers, dtype=np.intp)
@@ -44,18 +48,19 @@ class ParameterLayout:
             fan_in, fan_out = layers[layer], layers[layer + 1]
             self.weight_offsets[layer] = offset
             offset += fan_in * fan_out
-            if bias:
+            if bias[layer]:
                 self.bias_offsets[layer] = offset
                 offset += fan_out
         self.n_params = offset
-        # Everything the kernels need, in one array (one memoryview per call):
-        # [n_layers, n_params, sizes..., weight offsets..., bias offsets...].
+        # Everything the kernels need about the architecture, in one array:
+        # [n_layers, n_params, sizes..., weight offsets..., bias offsets...,
+        #  activation codes...].
         self.table = np.concatenate(
-            [[n_layers, offset], self.sizes, self.weight_offsets, self.bias_offsets]
+            [[n_layers, offset], self.sizes, self.weight_offsets, self.bias_offsets, activations]
         ).astype(np.intp)
         self.hidden_width = sum(layers[1:-1])
         self.weight_shapes = [(layers[i], layers[i + 1]) for i in range(n_layers)]
-        self.bias_shapes = [(layers[i + 1],) for i in range(n_layers)] if bias else []
+        self.bias_shapes = [(layers[i + 1],) for i in range(n_layers) if bias[i]]
 
     def workspace_length(self, capacity):
         """Length of the kernels' scratch buffer for batches of up to ``capacity`` rows.
@@ -75,23 +80,42 @@ class ParameterLayout:
         ]
 
     def bias_views(self, flat):
-        """Views of ``flat`` shaped like each layer's bias vector (empty without biases)."""
-        return [flat[start : start + n] for start, (n,) in zip(self.bias_offsets, self.bias_shapes)]
+        """Views of ``flat`` shaped like the bias vector of each layer that has one."""
+        starts = [start for start in self.bias_offsets if start >= 0]
+        return [flat[start : start + n] for start, (n,) in zip(starts, self.bias_shapes)]
 
 
-def initialize(layout, params, seed):
-    """Fill ``params`` in place with a fresh, seeded initialization.
+def _draw_weights(rng, scheme, fan_in, fan_out, std):
+    """Draw a (fan_in, fan_out) weight matrix in float64."""
+    if scheme == "he_normal":
+        return rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
+    if scheme == "he_uniform":
+        limit = np.sqrt(6.0 / fan_in)
+        return rng.uniform(-limit, limit, (fan_in, fan_out))
+    if scheme == "glorot_normal":
+        return rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / (fan_in + fan_out))
+    if scheme == "glorot_uniform":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, (fan_in, fan_out))
+    return rng.standard_normal((fan_in, fan_out)) * std  # "normal"
 
-    Weights feeding a ReLU layer are He-normal, ``N(0, 2 / fan_in)``; the
-    output layer's are LeCun-normal, ``N(0, 1 / fan_in)``, which keeps the
-    scale of an identity output; biases are zero. Values are drawn in
-    float64 and then rounded, so float32 and float64 nets built with the
-    same seed start from the same point.
+
+def initialize(layout, params, seed, init, init_std, activations):
+    """Fill ``params`` in place with a fresh, seeded initialization; biases are zero.
+
+    ``init`` names the weight distribution of every layer: ``"he_normal"``
+    ``N(0, 2/fan_in)``, ``"he_uniform"`` ``U(+-sqrt(6/fan_in))``,
+    ``"glorot_normal"`` ``N(0, 2/(fan_in+fan_out))``, ``"glorot_uniform"``
+    ``U(+-sqrt(6/(fan_in+fan_out)))``, ``"normal"`` ``N(0, init_std**2)``;
+    ``"auto"`` takes He normal for layers followed by a (leaky) ReLU and
+    Glorot normal for the others, the output layer included. Values are
+    drawn in float64 and then rounded, so float32 and float64 nets built
+    with the same seed start from the same point.
     """
     rng = np.random.default_rng(seed)
     params[:] = 0
-    weights = layout.weight_views(params)
-    for layer, view in enumerate(weights):
-        fan_in = view.shape[0]
-        gain = 1.0 if layer == len(weights) - 1 else 2.0
-        view[:] = rng.standard_normal(view.shape) * np.sqrt(gain / fan_in)
+    for view, activation in zip(layout.weight_views(params), activations):
+        scheme = init
+        if init == "auto":
+            scheme = "he_normal" if activation in ("relu", "leaky_relu") else "glorot_normal"
+        view[:] = _draw_weights(rng, scheme, view.shape[0], view.shape[1], init_std)

@@ -15,8 +15,11 @@ from nnfast._checks import first_non_finite
 # BLAS takes 32-bit sizes; larger dimensions would wrap around silently.
 MAX_DIMENSION = 2**31 - 1
 
-LOSSES = ("sse", "mse")
-ACTIVATIONS = ("relu",)
+# The position of a name is its code in the kernels (src/nnfast/_dense.pxd).
+LOSSES = ("sse", "mse", "cross_entropy", "binary_cross_entropy")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity")
+CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
+INITS = ("auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "normal")
 
 
 def check_layers(layers):
@@ -46,6 +49,29 @@ def check_choice(name, value, choices):
     return value
 
 
+def check_per_layer(name, value, count, check_one):
+    """Return a list of ``count`` values: ``value`` repeated, or ``value`` itself if a list.
+
+    ``check_one(name, item)`` checks and returns each item.
+    """
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ValueError(f"{name} must be one value or a list of {count}, got {len(value)}: {value!r}")
+        return [check_one(f"{name}[{i}]", item) for i, item in enumerate(value)]
+    return [check_one(name, value)] * count
+
+
+def check_number(name, value, low, high=math.inf):
+    """Return ``value`` as a float in [low, high]."""
+    if type(value) in (float, int) and low <= value <= high and math.isfinite(value):
+        return float(value)  # the common case, without the slow ABC checks below
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} must be a finite number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
 def check_dtype(dtype):
     """Return ``dtype`` as ``np.dtype('float32')`` or ``np.dtype('float64')``."""
     message = f"dtype must be float32 or float64, got {dtype!r}"
@@ -70,6 +96,8 @@ def check_bool(name, value):
 
 def check_int(name, value, minimum):
     """Return ``value`` as an int if it is an integer at least ``minimum``."""
+    if type(value) is int and value >= minimum:
+        return value  # the common case, without the slow ABC checks below
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
     if value < minimum:
@@ -130,35 +158,52 @@ def check_finite(name, array, given):
         raise ValueError(f"{name} must be finite, got {value} at index {index}")
 
 
-def check_features(x, n_in, dtype):
+def check_features(x, n_in, dtype, name="x"):
     """Return ``x`` as a ``(n_samples, n_in)`` array of ``dtype``."""
-    given, x = x, as_float_array("x", x, dtype)
+    given, x = x, as_float_array(name, x, dtype)
     if x.ndim != 2:
-        raise ValueError(f"x must be a 2-D array of shape (n_samples, {n_in}), got shape {x.shape}")
+        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, {n_in}), got shape {x.shape}")
     if x.shape[1] != n_in:
-        raise ValueError(f"x has {x.shape[1]} features, but the net expects {n_in}")
+        raise ValueError(f"{name} has {x.shape[1]} features, but the net expects {n_in}")
     if x.shape[0] == 0:
-        raise ValueError(f"x must hold at least one sample, got shape {x.shape}")
+        raise ValueError(f"{name} must hold at least one sample, got shape {x.shape}")
     if x.shape[0] > MAX_DIMENSION:
-        raise ValueError(f"x must hold at most {MAX_DIMENSION} samples, got {x.shape[0]}")
-    check_finite("x", x, given)
+        raise ValueError(f"{name} must hold at most {MAX_DIMENSION} samples, got {x.shape[0]}")
+    check_finite(name, x, given)
     return x
 
 
-def check_targets(y, n_samples, n_out, dtype):
-    """Return ``y`` as a ``(n_samples, n_out)`` array of ``dtype``.
+def check_targets(y, n_samples, n_out, dtype, loss="sse", name="y", x_name="x"):
+    """Return ``y`` as a ``(n_samples, n_out)`` array of ``dtype``, as ``loss`` reads it.
 
-    A 1-D ``y`` of length ``n_samples`` is accepted when ``n_out == 1``.
+    A 1-D ``y`` of length ``n_samples`` is accepted when ``n_out == 1``. For
+    ``"cross_entropy"`` a 1-D ``y`` holds class labels in ``[0, n_out)`` and
+    becomes one-hot; a 2-D one holds class probabilities. The cross-entropy
+    losses need targets in [0, 1].
     """
-    given, y = y, as_float_array("y", y, dtype)
-    if y.ndim == 1 and n_out == 1:
+    given, y = y, as_float_array(name, y, dtype)
+    if loss == "cross_entropy" and y.ndim == 1:
+        labels = np.asarray(given)
+        if labels.dtype.kind not in "iu" and not np.array_equal(labels, np.round(labels)):
+            raise ValueError(f"{name} class labels must be integers, got dtype {labels.dtype}")
+        if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+            bad = labels[(labels < 0) | (labels >= n_out)][0]
+            raise ValueError(f"{name} class labels must be in [0, {n_out}), got {bad}")
+        y = np.zeros((labels.shape[0], n_out), dtype=dtype)
+        y[np.arange(labels.shape[0]), labels.astype(np.intp)] = 1
+    elif y.ndim == 1 and n_out == 1:
         y = y.reshape(-1, 1)
     if y.ndim != 2 or y.shape[1] != n_out:
-        expected = f"({n_samples}, {n_out})" + (f" or ({n_samples},)" if n_out == 1 else "")
-        raise ValueError(f"y must have shape {expected}, got shape {y.shape}")
+        expected = f"({n_samples}, {n_out})"
+        if n_out == 1 or loss == "cross_entropy":
+            expected += f" or ({n_samples},)"
+        raise ValueError(f"{name} must have shape {expected}, got shape {y.shape}")
     if y.shape[0] != n_samples:
-        raise ValueError(f"y has {y.shape[0]} rows, but x has {n_samples}")
-    check_finite("y", y, given)
+        raise ValueError(f"{name} has {y.shape[0]} rows, but {x_name} has {n_samples}")
+    check_finite(name, y, given)
+    if loss in CLASSIFICATION_LOSSES and ((y < 0) | (y > 1)).any():
+        bad = y[(y < 0) | (y > 1)][0]
+        raise ValueError(f"{name} must hold probabilities in [0, 1] for loss={loss!r}, got {bad}")
     return y
 
 

@@ -36,3 +36,36 @@ def seed_problem():
     rng = np.random.RandomState(83832)  # the notebook's np.random.seed(seed=83832)
     weights = [rng.randn(3, 3), rng.randn(3, 1)]
     return SeedProblem(x, y, weights, (3, 3, 1), 1e-3, 500)
+
+
+def spirals(n_per_class=200, noise=0.2, seed=0):
+    """Two interleaved spirals in the plane: a small, not linearly separable classification set.
+
+    Parameters
+    ----------
+    n_per_class : int, default 200
+        Points per spiral.
+    noise : float, default 0.2
+        Standard deviation of the Gaussian noise added to each coordinate.
+    seed : int or None, default 0
+        Seed of the noise and the positions along the spirals.
+
+    Returns
+    -------
+    x : ndarray of float64, shape (2 * n_per_class, 2)
+    labels : ndarray of intp, shape (2 * n_per_class,)
+        0 for the first spiral, 1 for the second.
+
+    Examples
+    --------
+    >>> x, labels = nnfast.examples.spirals(100)
+    >>> x.shape, labels.shape
+    ((200, 2), (200,))
+    """
+    rng = np.random.default_rng(seed)
+    # Radius grows with the angle, over 1.75 turns; the second spiral is the first turned by pi.
+    angle = np.sqrt(rng.uniform(0, 1, n_per_class)) * 3.5 * np.pi
+    arm = np.stack([angle * np.cos(angle), angle * np.sin(angle)], axis=1) / (3.5 * np.pi) * 4
+    x = np.concatenate([arm, -arm]) + rng.normal(0, noise, (2 * n_per_class, 2))
+    labels = np.repeat(np.arange(2, dtype=np.intp), n_per_class)
+    return x, labels

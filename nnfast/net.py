@@ -3,6 +3,7 @@ import numpy as np
 
 from nnfast import _dense, _fit
 from nnfast._base import BaseNet
+from nnfast._validation import LOSSES
 
 __all__ = ["Net"]
 
@@ -44,10 +45,13 @@ class Net(BaseNet):
             self._workspace = _Workspace(self._layout, rows, self._dtype)
         return self._workspace
 
+    def _loss_code(self):
+        return LOSSES.index(self._loss_name)
+
     def _predict(self, x):
         out = np.empty((x.shape[0], self._layers[-1]), dtype=self._dtype)
         workspace = self._buffers(x.shape[0]).buffer
-        _dense.forward_into(self._layout.table, self._params, x, workspace, out, False)
+        _dense.forward_into(self._layout.table, self._negative_slope, self._params, x, workspace, out, False)
         return out
 
     def _forward(self, x):
@@ -55,7 +59,7 @@ class Net(BaseNet):
         out = np.empty((rows, self._layers[-1]), dtype=self._dtype)
         # A workspace of exactly `rows` rows, so its activations can be handed out.
         workspace = _Workspace(self._layout, rows, self._dtype)
-        _dense.forward_into(self._layout.table, self._params, x, workspace.buffer, out, True)
+        _dense.forward_into(self._layout.table, self._negative_slope, self._params, x, workspace.buffer, out, False)
         hidden, start = [], 0
         for size in self._layers[1:-1]:
             hidden.append(workspace.act[start : start + rows * size].reshape(rows, size))
@@ -65,33 +69,30 @@ class Net(BaseNet):
     def _loss(self, x, y):
         workspace = self._buffers(x.shape[0]).buffer
         return _dense.loss_value(
-            self._layout.table, self._loss_name == "mse", self._params, x, y, workspace
+            self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y, workspace
         )
 
     def _gradients(self, x, y):
         workspace = self._buffers(x.shape[0])
         _dense.gradients_into(
-            self._layout.table, self._loss_name == "mse", self._params, x, y, workspace.buffer
+            self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y,
+            workspace.buffer,
         )
         return workspace.grad.copy()
 
     def _train_step(self, x, y, lr):
         return _fit.train_step(
-            self._layout.table, self._loss_name == "mse", self._params, x, y, lr,
+            self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y, lr,
             self._buffers(x.shape[0]).buffer,
         )
 
-    def _fit(self, x, y, epochs, lr, batch_size, shuffle, state):
-        n_samples = x.shape[0]
-        buffers = self._buffers(batch_size)
+    def _run_epochs(self, x, y, x_val, y_val, run, stop):
+        rows = max(run.batch_size, 0 if x_val is None else x_val.shape[0])
         # Rows of a shuffled batch are gathered here; unshuffled batches are read in place.
-        batch_rows = batch_size if shuffle else 1
+        batch_rows = run.batch_size if run.shuffle else 1
         x_batch = np.empty((batch_rows, x.shape[1]), dtype=self._dtype)
         y_batch = np.empty((batch_rows, y.shape[1]), dtype=self._dtype)
-        order = np.arange(n_samples, dtype=np.intp)
-        losses = np.empty(epochs * -(-n_samples // batch_size), dtype=np.float64)
-        steps, status = _fit.fit(
-            self._layout.table, self._loss_name == "mse", self._params, x, y, epochs, lr,
-            batch_size, shuffle, state, buffers.buffer, x_batch, y_batch, order, losses,
+        _fit.run_epochs(
+            self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y,
+            x_val, y_val, self._buffers(rows).buffer, x_batch, y_batch, run, stop,
         )
-        return losses[:steps], status

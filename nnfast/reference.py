@@ -2,18 +2,109 @@
 
 ``nnfast.reference.Net`` has the interface of ``nnfast.Net`` and computes
 the same things in the plainest NumPy there is: the seed notebook's
-two-layer code generalized to any depth, biases, both losses and
-mini-batches. Every compiled kernel is tested against it and every
+two-layer code generalized to any depth, biases, several activations and
+losses, the optimizers of ``nnfast.optimizers``, schedules, validation and
+early stopping. Every compiled kernel is tested against it and every
 benchmark is timed against it, so it favours being obviously right over
 being fast.
 """
+import math
+
 import numpy as np
 
 from nnfast import _random
 from nnfast._base import BaseNet
 from nnfast._history import LOSS_NOT_FINITE, STEP_OK, UPDATE_NOT_FINITE
+from nnfast.optimizers import ADAM_CODE, ADAMW_CODE
 
 __all__ = ["Net"]
+
+
+def sigmoid(z):
+    """1 / (1 + exp(-z)), computed without overflow for either sign of ``z``."""
+    decay = np.exp(-np.abs(z))  # in (0, 1]
+    return np.where(z >= 0, 1 / (1 + decay), decay / (1 + decay))
+
+
+def activation_forward(name, z, negative_slope):
+    """The activation of pre-activations ``z``."""
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "leaky_relu":
+        return np.where(z < 0, negative_slope * z, z)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "sigmoid":
+        return sigmoid(z)
+    return z  # identity
+
+
+def activation_derivative(name, z, a, negative_slope):
+    """The derivative of the activation at ``z`` (whose activation is ``a``)."""
+    if name == "relu":
+        return np.where(z < 0, 0.0, 1.0).astype(z.dtype)  # the seed's grad_h[h < 0] = 0
+    if name == "leaky_relu":
+        return np.where(z < 0, negative_slope, 1.0).astype(z.dtype)
+    if name == "tanh":
+        return 1 - a * a
+    if name == "sigmoid":
+        return a * (1 - a)
+    return np.ones_like(z)  # identity
+
+
+def loss_and_output_gradient(loss, y_pred, y):
+    """Return the loss of the outputs ``y_pred`` against ``y`` and its gradient w.r.t. ``y_pred``."""
+    n_samples = y_pred.shape[0]
+    if loss in ("sse", "mse"):
+        diff = y_pred - y
+        total = np.square(diff).sum()
+        if loss == "sse":
+            return float(total), 2.0 * diff
+        return float(total / diff.size), (2.0 / diff.size) * diff
+    if loss == "cross_entropy":
+        # log softmax through the log-sum-exp, shifted by the row maximum.
+        top = y_pred.max(axis=1, keepdims=True)
+        log_sum_exp = top + np.log(np.exp(y_pred - top).sum(axis=1, keepdims=True))
+        total = (y * (log_sum_exp - y_pred)).sum()
+        softmax = np.exp(y_pred - log_sum_exp)
+        return float(total / n_samples), (softmax * y.sum(axis=1, keepdims=True) - y) / n_samples
+    # binary_cross_entropy: max(z, 0) - z*t + log(1 + exp(-|z|)), as BCEWithLogitsLoss.
+    total = (np.maximum(y_pred, 0) - y_pred * y + np.log1p(np.exp(-np.abs(y_pred)))).sum()
+    return float(total / y_pred.size), (sigmoid(y_pred) - y) / y_pred.size
+
+
+def accuracy(loss, y_pred, y):
+    """The fraction classified right: argmax agreement for cross_entropy, the
+    side of 0.5 of every output for binary_cross_entropy."""
+    if loss == "cross_entropy":
+        return float(np.mean(y_pred.argmax(axis=1) == y.argmax(axis=1)))
+    return float(np.mean((y_pred >= 0) == (y >= 0.5)))
+
+
+def optimizer_update(optimizer, hyper, step, buffers, params, grad, lr):
+    """Return the updated ``(params, buffers)`` of one optimizer step ``step`` (from 1).
+
+    ``hyper`` is ``optimizer.hyperparameters()``; the formulas are those in
+    ``nnfast.optimizers``. Nothing is modified in place.
+    """
+    # Python floats: NumPy rounds them to the params' dtype (a NumPy float64
+    # scalar would instead promote float32 arithmetic to float64).
+    code, momentum, nesterov, weight_decay, beta1, beta2, eps = hyper.tolist()
+    if code == ADAMW_CODE:
+        params = params * (1 - lr * weight_decay)
+    elif weight_decay != 0:
+        grad = grad + weight_decay * params
+    if code in (ADAM_CODE, ADAMW_CODE):
+        m = beta1 * buffers[0] + (1 - beta1) * grad
+        v = beta2 * buffers[1] + (1 - beta2) * grad * grad
+        step_size = lr / (1 - beta1**step)
+        denominator = np.sqrt(v) / math.sqrt(1 - beta2**step) + eps
+        return params - step_size * (m / denominator), np.stack([m, v])
+    if momentum != 0:
+        velocity = momentum * buffers[0] + grad
+        grad = grad + momentum * velocity if nesterov else velocity
+        return params - lr * grad, np.stack([velocity, buffers[1]])
+    return params - lr * grad, buffers
 
 
 class Net(BaseNet):
@@ -22,52 +113,45 @@ class Net(BaseNet):
     )
 
     def _layers_params(self):
-        """Yield ``(W, b)`` per layer; ``b`` is None without biases."""
+        """Return ``[(W, b), ...]`` per layer; ``b`` is None where the layer has no bias."""
         weights = self._layout.weight_views(self._params)
-        biases = self._layout.bias_views(self._params) or [None] * len(weights)
-        return list(zip(weights, biases))
+        biases = iter(self._layout.bias_views(self._params))
+        return [(w, next(biases) if has_bias else None) for w, has_bias in zip(weights, self._bias)]
 
     def _run(self, x):
         """Forward pass; return ``(output, pre-activations, inputs of each layer)``."""
         params = self._layers_params()
         inputs, pre_activations = [x], []
-        for w, b in params[:-1]:
+        for (w, b), name in zip(params[:-1], self._activations):
             h = inputs[-1].dot(w)
             if b is not None:
                 h = h + b
             pre_activations.append(h)
-            inputs.append(np.maximum(h, 0))
+            inputs.append(activation_forward(name, h, self._negative_slope))
         w, b = params[-1]
         y_pred = inputs[-1].dot(w)
         if b is not None:
             y_pred = y_pred + b
         return y_pred, pre_activations, inputs
 
-    def _loss_and_output_gradient(self, y_pred, y):
-        """Return the loss and its gradient with respect to ``y_pred``."""
-        diff = y_pred - y
-        loss = np.square(diff).sum()
-        scale = 2.0
-        if self._loss_name == "mse":
-            loss = loss / diff.size
-            scale = 2.0 / diff.size
-        return float(loss), scale * diff
-
     def _loss_and_gradients(self, x, y):
         """Backpropagation: return the loss and the flat gradient vector."""
         y_pred, pre_activations, inputs = self._run(x)
-        loss, grad_out = self._loss_and_output_gradient(y_pred, y)
+        loss, grad_out = loss_and_output_gradient(self._loss_name, y_pred, y)
         grad = np.zeros_like(self._params)
         grad_weights = self._layout.weight_views(grad)
-        grad_biases = self._layout.bias_views(grad)
+        grad_biases = iter(reversed(self._layout.bias_views(grad)))
         params = self._layers_params()
         for layer in reversed(range(len(params))):
             grad_weights[layer][...] = inputs[layer].T.dot(grad_out)
-            if grad_biases:
-                grad_biases[layer][...] = grad_out.sum(axis=0)
+            if self._bias[layer]:
+                next(grad_biases)[...] = grad_out.sum(axis=0)
             if layer > 0:
-                grad_out = grad_out.dot(params[layer][0].T)
-                grad_out[pre_activations[layer - 1] < 0] = 0
+                derivative = activation_derivative(
+                    self._activations[layer - 1], pre_activations[layer - 1], inputs[layer],
+                    self._negative_slope,
+                )
+                grad_out = grad_out.dot(params[layer][0].T) * derivative
         return loss, grad
 
     def _predict(self, x):
@@ -78,7 +162,7 @@ class Net(BaseNet):
         return y_pred, inputs[1:]
 
     def _loss(self, x, y):
-        return self._loss_and_output_gradient(self._predict(x), y)[0]
+        return loss_and_output_gradient(self._loss_name, self._predict(x), y)[0]
 
     def _gradients(self, x, y):
         return self._loss_and_gradients(x, y)[1]
@@ -93,16 +177,53 @@ class Net(BaseNet):
         self._params[...] = updated
         return loss, STEP_OK
 
-    def _fit(self, x, y, epochs, lr, batch_size, shuffle, state):
-        order = np.arange(x.shape[0])
-        losses = []
-        for _ in range(epochs):
-            if shuffle:
-                state = _random.shuffle(order, state)
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
-                loss, status = self._train_step(x[batch], y[batch], lr)
-                losses.append(loss)
-                if status != STEP_OK:
-                    return np.array(losses), status
-        return np.array(losses), STEP_OK
+    def _optimizer_step(self, x, y, run, lr):
+        """One optimizer step on a batch; return ``(loss, status)``."""
+        loss, grad = self._loss_and_gradients(x, y)
+        if not np.isfinite(loss):
+            return loss, LOSS_NOT_FINITE
+        optimizer = run.optimizer
+        step = int(run.optimizer_steps[0]) + 1
+        params, buffers = optimizer_update(
+            optimizer, optimizer.hyperparameters(), step, optimizer.buffers, self._params, grad, lr
+        )
+        if not np.isfinite(params).all():
+            return loss, UPDATE_NOT_FINITE
+        self._params[...] = params
+        optimizer.buffers[...] = buffers
+        run.optimizer_steps[0] = step
+        return loss, STEP_OK
+
+    def _run_epochs(self, x, y, x_val, y_val, run, stop):
+        n_samples = x.shape[0]
+        while run.epoch < stop:
+            epoch, lr = run.epoch, float(run.learning_rates[run.epoch])
+            if run.shuffle:
+                run.shuffle_state[0] = _random.shuffle(run.order, int(run.shuffle_state[0]))
+            weighted_loss = 0.0
+            for start in range(0, n_samples, run.batch_size):
+                batch = run.order[start : start + run.batch_size]
+                loss, run.status = self._optimizer_step(x[batch], y[batch], run, lr)
+                run.step_loss[run.steps] = loss
+                run.steps += 1
+                if run.status != STEP_OK:
+                    return
+                weighted_loss += loss * len(batch)
+            run.epoch_loss[epoch] = weighted_loss / n_samples
+            if x_val is not None:
+                y_pred = self._predict(x_val)
+                run.val_loss[epoch] = loss_and_output_gradient(self._loss_name, y_pred, y_val)[0]
+                if self._loss_name in ("cross_entropy", "binary_cross_entropy"):
+                    run.val_accuracy[epoch] = accuracy(self._loss_name, y_pred, y_val)
+            run.epoch += 1
+            if run.early_stopping:
+                monitored = run.val_loss[epoch] if x_val is not None else run.epoch_loss[epoch]
+                best, waited, _ = run.progress
+                if monitored < best - run.min_delta:
+                    run.progress[:] = monitored, 0, epoch
+                    run.best_params[...] = self._params
+                elif waited + 1 >= run.patience:
+                    run.stopped = True
+                    return
+                else:
+                    run.progress[1] = waited + 1

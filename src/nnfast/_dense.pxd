@@ -1,6 +1,20 @@
 cimport numpy as cnp
 from cython cimport floating
 
+# Codes shared with nnfast/_validation.py (ACTIVATIONS and LOSSES, by position).
+cdef enum:
+    RELU = 0
+    LEAKY_RELU = 1
+    TANH = 2
+    SIGMOID = 3
+    IDENTITY = 4
+
+cdef enum:
+    SSE = 0
+    MSE = 1
+    CROSS_ENTROPY = 2
+    BINARY_CROSS_ENTROPY = 3
+
 
 cdef struct Architecture:
     # Read from ParameterLayout.table; see nnfast/_layout.py.
@@ -9,30 +23,35 @@ cdef struct Architecture:
     const Py_ssize_t* sizes           # n_layers + 1 layer sizes, input first
     const Py_ssize_t* weight_offsets  # start of each layer's (fan_in, fan_out) weights
     const Py_ssize_t* bias_offsets    # start of each layer's bias, -1 if none
+    const Py_ssize_t* activations     # activation code of each layer's output
     Py_ssize_t hidden_width           # sum of the hidden layer sizes
-    bint mean_loss                    # "mse" (True) or "sse" (False)
+    int loss                          # loss code
+    double negative_slope             # of LEAKY_RELU
 
-
-cdef Architecture read_architecture(cnp.ndarray table, bint mean_loss) except *
 
 cdef struct Workspace:
-    # Offsets into the scratch buffer, laid out [grad | pre | act | out]
+    # Offsets into the scratch buffer, laid out [grad | deriv | act | out]
     # as ParameterLayout.workspace_length documents.
     Py_ssize_t capacity
-    Py_ssize_t pre
+    Py_ssize_t deriv
     Py_ssize_t act
     Py_ssize_t out
 
 
+cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative_slope) except *
+
 cdef Workspace carve_workspace(const Architecture* arch, Py_ssize_t length) noexcept nogil
 
 cdef void forward_pass(const Architecture* arch, const floating* params, const floating* x,
-                       Py_ssize_t rows, Py_ssize_t capacity, floating* pre, floating* act,
+                       Py_ssize_t rows, Py_ssize_t capacity, floating* deriv, floating* act,
                        floating* out) noexcept nogil
 
 cdef double loss_and_output_gradient(const Architecture* arch, floating* out, const floating* y,
                                      Py_ssize_t rows, bint write_gradient) noexcept nogil
 
+cdef double accuracy(const Architecture* arch, const floating* out, const floating* y,
+                     Py_ssize_t rows) noexcept nogil
+
 cdef void backward_pass(const Architecture* arch, const floating* params, const floating* x,
-                        Py_ssize_t rows, Py_ssize_t capacity, const floating* pre, floating* act,
-                        const floating* grad_out, floating* grad) noexcept nogil
+                        Py_ssize_t rows, Py_ssize_t capacity, const floating* deriv,
+                        floating* act, const floating* grad_out, floating* grad) noexcept nogil

@@ -5,17 +5,20 @@ Buffers (all owned by the caller):
 - ``params``: the flat parameter vector, laid out as
   ``nnfast._layout.ParameterLayout`` says.
 - ``workspace``: one scratch buffer carved as ``[grad | pre | act | out]``
-  (``ParameterLayout.workspace_length``), so that a call acquires one
-  buffer instead of four. ``grad`` is the gradient, in the layout of
-  ``params``. ``pre``/``act`` hold the hidden pre-activations and ReLU
-  outputs: hidden layer ``i``'s block starts at ``capacity * (sizes[1] +
-  ... + sizes[i])`` and holds ``rows`` C-ordered rows. ``out`` holds the
-  output layer, ``(rows, sizes[-1])``, and during backprop the gradient of
-  the loss with respect to it. ``capacity`` follows from the buffer's
-  length, so one workspace serves every batch size up to it.
+  (``ParameterLayout.workspace_length``), one buffer per net instead of
+  four. ``grad`` is the gradient, in the layout of ``params``. ``act``
+  holds the hidden layers' activations and ``deriv`` the derivative of
+  each activation at its input, computed in the forward pass so that
+  backprop is one multiplication whatever the activation: hidden layer
+  ``i``'s block starts at ``capacity * (sizes[1] + ... + sizes[i])`` and
+  holds ``rows`` C-ordered rows. ``out`` holds the output layer, ``(rows,
+  sizes[-1])``, and during backprop the gradient of the loss with respect
+  to it. ``capacity`` follows from the buffer's length, so one workspace
+  serves every batch size up to it.
 """
 cimport numpy as cnp
 from cython cimport floating
+from libc.math cimport exp, fabs, log, log1p, tanh
 
 from nnfast._arrays cimport is_float32, matrix_data, vector_data
 from nnfast._matmul cimport matmul
@@ -23,32 +26,37 @@ from nnfast._matmul cimport matmul
 cnp.import_array()
 
 
-cdef Architecture read_architecture(cnp.ndarray table, bint mean_loss) except *:
-    """View ``table`` = [n_layers, n_params, sizes..., weight offsets..., bias offsets...] as a struct."""
+cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative_slope) except *:
+    """View ``table`` = [n_layers, n_params, sizes..., weight offsets..., bias offsets...,
+    activation codes...] as a struct."""
     cdef Architecture arch
     cdef Py_ssize_t i
     cdef const Py_ssize_t* values = <const Py_ssize_t*>cnp.PyArray_DATA(table)
     if (cnp.PyArray_TYPE(table) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(table)
-            or cnp.PyArray_SIZE(table) < 1 or cnp.PyArray_SIZE(table) != 3 + 3 * values[0]):
+            or cnp.PyArray_SIZE(table) < 1 or cnp.PyArray_SIZE(table) != 3 + 4 * values[0]):
         raise ValueError("table must be a ParameterLayout.table")
+    if loss < SSE or loss > BINARY_CROSS_ENTROPY:
+        raise ValueError(f"unknown loss code {loss}")
     arch.n_layers = values[0]
     arch.n_params = values[1]
     arch.sizes = &values[2]
     arch.weight_offsets = &values[3 + arch.n_layers]
     arch.bias_offsets = &values[3 + 2 * arch.n_layers]
+    arch.activations = &values[3 + 3 * arch.n_layers]
     arch.hidden_width = 0
     for i in range(1, arch.n_layers):
         arch.hidden_width += arch.sizes[i]
-    arch.mean_loss = mean_loss
+    arch.loss = loss
+    arch.negative_slope = negative_slope
     return arch
 
 
 cdef Workspace carve_workspace(const Architecture* arch, Py_ssize_t length) noexcept nogil:
-    """Offsets of grad, pre, act and out in a workspace of ``length`` elements."""
+    """Offsets of grad, deriv, act and out in a workspace of ``length`` elements."""
     cdef Workspace ws
     ws.capacity = (length - arch.n_params) // (2 * arch.hidden_width + arch.sizes[arch.n_layers])
-    ws.pre = arch.n_params
-    ws.act = ws.pre + ws.capacity * arch.hidden_width
+    ws.deriv = arch.n_params
+    ws.act = ws.deriv + ws.capacity * arch.hidden_width
     ws.out = ws.act + ws.capacity * arch.hidden_width
     return ws
 
@@ -67,29 +75,52 @@ cdef inline void affine_forward(Py_ssize_t rows, Py_ssize_t fan_in, Py_ssize_t f
     matmul(False, False, rows, fan_out, fan_in, inputs, weights, 1, z)
 
 
-cdef inline void relu_forward(Py_ssize_t n, const floating* z, floating* a) noexcept nogil:
-    """a = np.maximum(z, 0); NaN stays NaN. ``a`` may be ``z``."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        a[i] = 0 if z[i] < 0 else z[i]
+cdef inline floating sigmoid(floating z) noexcept nogil:
+    """1 / (1 + exp(-z)) without overflow for either sign of z."""
+    cdef floating decay = exp(-fabs(z))
+    return 1 / (1 + decay) if z >= 0 else decay / (1 + decay)
 
 
-cdef inline void relu_backward(Py_ssize_t n, const floating* z, floating* grad) noexcept nogil:
-    """grad[z < 0] = 0, the seed's mask: the gradient passes where z >= 0."""
+cdef void activation_forward(int kind, floating slope, Py_ssize_t n, floating* values,
+                             floating* derivative) noexcept nogil:
+    """Replace the pre-activations ``values`` by their activations and, unless
+    ``derivative`` is NULL, store the activation's derivative there.
+
+    ReLU passes the gradient where z >= 0 (the seed's grad_h[h < 0] = 0);
+    NaN stays NaN.
+    """
     cdef Py_ssize_t i
+    cdef floating z, a
     for i in range(n):
-        if z[i] < 0:
-            grad[i] = 0
+        z = values[i]
+        if kind == RELU:
+            a = 0 if z < 0 else z
+            if derivative != NULL:
+                derivative[i] = 0 if z < 0 else 1
+        elif kind == LEAKY_RELU:
+            a = slope * z if z < 0 else z
+            if derivative != NULL:
+                derivative[i] = slope if z < 0 else 1
+        elif kind == TANH:
+            a = tanh(z)
+            if derivative != NULL:
+                derivative[i] = 1 - a * a
+        elif kind == SIGMOID:
+            a = sigmoid(z)
+            if derivative != NULL:
+                derivative[i] = a * (1 - a)
+        else:
+            a = z
+            if derivative != NULL:
+                derivative[i] = 1
+        values[i] = a
 
 
 cdef void forward_pass(const Architecture* arch, const floating* params, const floating* x,
-                       Py_ssize_t rows, Py_ssize_t capacity, floating* pre, floating* act,
+                       Py_ssize_t rows, Py_ssize_t capacity, floating* deriv, floating* act,
                        floating* out) noexcept nogil:
-    """Run the net on ``x`` (rows, sizes[0]); fill ``pre``, ``act`` and ``out``.
-
-    With ``pre == act`` the ReLU runs in place and the pre-activations are
-    not kept (enough for prediction, not for backprop).
-    """
+    """Run the net on ``x`` (rows, sizes[0]); fill ``act``, ``out`` and, unless it
+    is NULL (prediction), ``deriv``."""
     cdef Py_ssize_t layer, offset = 0
     cdef Py_ssize_t last = arch.n_layers - 1
     cdef Py_ssize_t fan_in, fan_out
@@ -100,44 +131,100 @@ cdef void forward_pass(const Architecture* arch, const floating* params, const f
         fan_in = arch.sizes[layer]
         fan_out = arch.sizes[layer + 1]
         bias = params + arch.bias_offsets[layer] if arch.bias_offsets[layer] >= 0 else NULL
-        z = out if layer == last else pre + offset
+        z = out if layer == last else act + offset
         affine_forward(rows, fan_in, fan_out, inputs, params + arch.weight_offsets[layer], bias, z)
         if layer < last:
-            relu_forward(rows * fan_out, z, act + offset)
-            inputs = act + offset
+            activation_forward(arch.activations[layer], <floating>arch.negative_slope,
+                               rows * fan_out, z, deriv + offset if deriv != NULL else NULL)
+            inputs = z
             offset += capacity * fan_out
 
 
 cdef double loss_and_output_gradient(const Architecture* arch, floating* out, const floating* y,
                                      Py_ssize_t rows, bint write_gradient) noexcept nogil:
-    """Return the loss of ``out`` against ``y``; with ``write_gradient``, overwrite
-    ``out`` by the loss's gradient with respect to it.
+    """Return the loss of the outputs ``out`` against ``y``; with ``write_gradient``,
+    overwrite ``out`` by the loss's gradient with respect to it.
 
-    sse: sum((out - y)**2), gradient 2 (out - y).
-    mse: the same divided by rows * n_out, gradient 2 (out - y) / (rows * n_out).
+    sse: sum((out - y)**2), gradient 2 (out - y); mse: both divided by the
+    number of elements. cross_entropy: mean over rows of
+    sum_k y_k (lse - out_k), lse the row's log-sum-exp; gradient
+    (softmax * sum_k y_k - y) / rows. binary_cross_entropy: mean over
+    elements of max(z, 0) - z y + log1p(exp(-|z|)); gradient
+    (sigmoid(z) - y) / elements. As nnfast.reference computes them.
     """
-    cdef Py_ssize_t i, size = rows * arch.sizes[arch.n_layers]
-    cdef floating diff, loss
-    cdef floating scale = 2.0 / size if arch.mean_loss else 2.0
+    cdef Py_ssize_t i, k, n_out = arch.sizes[arch.n_layers], size = rows * n_out
+    cdef floating diff, top, log_sum_exp, target_sum, decay, loss
+    cdef floating scale = 2.0 / size if arch.loss == MSE else 2.0
+    cdef floating* row
+    cdef const floating* target
     # Accumulate in double: a float32 running sum over a large batch drifts.
     cdef double total = 0
-    for i in range(size):
-        diff = out[i] - y[i]
-        total += diff * diff
-        if write_gradient:
-            out[i] = scale * diff
+    if arch.loss == SSE or arch.loss == MSE:
+        for i in range(size):
+            diff = out[i] - y[i]
+            total += diff * diff
+            if write_gradient:
+                out[i] = scale * diff
+    elif arch.loss == CROSS_ENTROPY:
+        for i in range(rows):
+            row = out + i * n_out
+            target = y + i * n_out
+            top = row[0]
+            for k in range(1, n_out):
+                if row[k] > top:
+                    top = row[k]
+            log_sum_exp = 0
+            for k in range(n_out):
+                log_sum_exp += exp(row[k] - top)
+            log_sum_exp = top + log(log_sum_exp)
+            target_sum = 0
+            for k in range(n_out):
+                total += target[k] * (log_sum_exp - row[k])
+                target_sum += target[k]
+            if write_gradient:
+                for k in range(n_out):
+                    row[k] = (exp(row[k] - log_sum_exp) * target_sum - target[k]) / rows
+    else:
+        for i in range(size):
+            decay = exp(-fabs(out[i]))
+            total += (out[i] if out[i] > 0 else 0) - out[i] * y[i] + log1p(decay)
+            if write_gradient:
+                out[i] = (sigmoid(out[i]) - y[i]) / size
     # The loss is a number of the net's dtype, as in the reference: a float32
     # sum beyond float32's range is infinite, and then so is its mean.
     loss = <floating>total
-    return loss / size if arch.mean_loss else loss
+    if arch.loss == SSE:
+        return loss
+    return loss / rows if arch.loss == CROSS_ENTROPY else loss / size
+
+
+cdef double accuracy(const Architecture* arch, const floating* out, const floating* y,
+                     Py_ssize_t rows) noexcept nogil:
+    """The fraction of rows whose largest output is the largest target
+    (cross_entropy), or of elements on the right side of 0.5 (binary)."""
+    cdef Py_ssize_t i, k, n_out = arch.sizes[arch.n_layers], best, truth
+    cdef Py_ssize_t right = 0
+    if arch.loss == CROSS_ENTROPY:
+        for i in range(rows):
+            best = truth = 0
+            for k in range(1, n_out):
+                if out[i * n_out + k] > out[i * n_out + best]:
+                    best = k
+                if y[i * n_out + k] > y[i * n_out + truth]:
+                    truth = k
+            right += best == truth
+        return right / <double>rows
+    for i in range(rows * n_out):
+        right += (out[i] >= 0) == (y[i] >= 0.5)
+    return right / <double>(rows * n_out)
 
 
 cdef void backward_pass(const Architecture* arch, const floating* params, const floating* x,
-                        Py_ssize_t rows, Py_ssize_t capacity, const floating* pre, floating* act,
-                        const floating* grad_out, floating* grad) noexcept nogil:
+                        Py_ssize_t rows, Py_ssize_t capacity, const floating* deriv,
+                        floating* act, const floating* grad_out, floating* grad) noexcept nogil:
     """Backpropagate ``grad_out`` (rows, sizes[-1]) and write the full gradient into ``grad``.
 
-    Uses ``pre`` and ``act`` from ``forward_pass`` on the same rows; ``act``
+    Uses ``deriv`` and ``act`` from ``forward_pass`` on the same rows; ``act``
     is overwritten (each hidden block receives the gradient with respect to
     that layer's pre-activation once its activations are no longer needed).
     """
@@ -166,18 +253,19 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
                 for j in range(fan_out):
                     grad_bias[j] += delta[i * fan_out + j]
         if layer > 0:
-            # delta = (delta @ W.T) masked by the ReLU, written over the
-            # activations that the weight gradient above has just used.
+            # delta = (delta @ W.T) * f'(z), written over the activations that
+            # the weight gradient above has just used.
             grad_inputs = act + offset
             matmul(False, True, rows, fan_in, fan_out, delta, params + arch.weight_offsets[layer],
                    0, grad_inputs)
-            relu_backward(rows * fan_in, pre + offset, grad_inputs)
+            for i in range(rows * fan_in):
+                grad_inputs[i] *= deriv[offset + i]
             delta = grad_inputs
 
 
-cdef forward_typed(floating* kind, cnp.ndarray table, cnp.ndarray params, cnp.ndarray x,
-                   cnp.ndarray workspace, cnp.ndarray out, bint keep_pre_activations):
-    cdef Architecture arch = read_architecture(table, False)
+cdef forward_typed(floating* kind, cnp.ndarray table, double negative_slope, cnp.ndarray params,
+                   cnp.ndarray x, cnp.ndarray workspace, cnp.ndarray out, bint keep_derivatives):
+    cdef Architecture arch = read_architecture(table, SSE, negative_slope)
     cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
     cdef const floating* p = vector_data(params, kind, arch.n_params, False)
     cdef const floating* inputs = matrix_data(x, kind, -1, arch.sizes[0], False)
@@ -188,74 +276,75 @@ cdef forward_typed(floating* kind, cnp.ndarray table, cnp.ndarray params, cnp.nd
         raise ValueError(f"workspace holds {ws.capacity} rows, x has {rows}")
     with nogil:
         forward_pass(&arch, p, inputs, rows, ws.capacity,
-                     scratch + (ws.pre if keep_pre_activations else ws.act), scratch + ws.act, outputs)
+                     scratch + ws.deriv if keep_derivatives else NULL, scratch + ws.act, outputs)
 
 
-def forward_into(cnp.ndarray table, cnp.ndarray params, cnp.ndarray x, cnp.ndarray workspace,
-                 cnp.ndarray out, bint keep_pre_activations):
+def forward_into(cnp.ndarray table, double negative_slope, cnp.ndarray params, cnp.ndarray x,
+                 cnp.ndarray workspace, cnp.ndarray out, bint keep_derivatives):
     """Run the net on ``x`` and write its output into ``out``.
 
     Parameters
     ----------
     table : ndarray of intp
         ``ParameterLayout.table``.
+    negative_slope : float
+        The slope of ``"leaky_relu"``.
     params : ndarray of float32 or float64, shape (n_params,)
         All arrays share this dtype.
     x : ndarray, shape (rows, sizes[0])
     workspace : ndarray, shape (>= ParameterLayout.workspace_length(rows),)
-        Modified: its ``act`` part receives the hidden ReLU outputs, and with
-        ``keep_pre_activations`` its ``pre`` part the pre-activations
-        (otherwise the ReLU runs in place, which is all prediction needs).
+        Modified: its ``act`` part receives the hidden activations, and with
+        ``keep_derivatives`` its ``deriv`` part their derivatives.
     out : ndarray, shape (rows, sizes[-1])
         Modified: the network's output.
     """
     if is_float32(params):
-        forward_typed(<float*>NULL, table, params, x, workspace, out, keep_pre_activations)
+        forward_typed(<float*>NULL, table, negative_slope, params, x, workspace, out, keep_derivatives)
     else:
-        forward_typed(<double*>NULL, table, params, x, workspace, out, keep_pre_activations)
+        forward_typed(<double*>NULL, table, negative_slope, params, x, workspace, out, keep_derivatives)
 
 
-cdef double backprop_typed(floating* kind, cnp.ndarray table, bint mean_loss, cnp.ndarray params,
-                           cnp.ndarray x, cnp.ndarray y, cnp.ndarray workspace,
+cdef double backprop_typed(floating* kind, cnp.ndarray table, int loss, double negative_slope,
+                           cnp.ndarray params, cnp.ndarray x, cnp.ndarray y, cnp.ndarray workspace,
                            bint gradients) except? -1:
-    cdef Architecture arch = read_architecture(table, mean_loss)
+    cdef Architecture arch = read_architecture(table, loss, negative_slope)
     cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
     cdef const floating* p = vector_data(params, kind, arch.n_params, False)
     cdef const floating* inputs = matrix_data(x, kind, -1, arch.sizes[0], False)
     cdef const floating* targets = matrix_data(y, kind, rows, arch.sizes[arch.n_layers], False)
     cdef floating* scratch = vector_data(workspace, kind, 0, True)
     cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace))
-    cdef double loss
+    cdef double value
     if ws.capacity < rows:
         raise ValueError(f"workspace holds {ws.capacity} rows, x has {rows}")
     with nogil:
-        forward_pass(&arch, p, inputs, rows, ws.capacity, scratch + ws.pre, scratch + ws.act,
-                     scratch + ws.out)
-        loss = loss_and_output_gradient(&arch, scratch + ws.out, targets, rows, gradients)
+        forward_pass(&arch, p, inputs, rows, ws.capacity, scratch + ws.deriv if gradients else NULL,
+                     scratch + ws.act, scratch + ws.out)
+        value = loss_and_output_gradient(&arch, scratch + ws.out, targets, rows, gradients)
         if gradients:
-            backward_pass(&arch, p, inputs, rows, ws.capacity, scratch + ws.pre, scratch + ws.act,
-                          scratch + ws.out, scratch)
-    return loss
+            backward_pass(&arch, p, inputs, rows, ws.capacity, scratch + ws.deriv,
+                          scratch + ws.act, scratch + ws.out, scratch)
+    return value
 
 
-def loss_value(cnp.ndarray table, bint mean_loss, cnp.ndarray params, cnp.ndarray x,
-               cnp.ndarray y, cnp.ndarray workspace):
-    """Return the loss of the net on ``(x, y)``; ``workspace`` is scratch.
+def loss_value(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
+               cnp.ndarray x, cnp.ndarray y, cnp.ndarray workspace):
+    """Return the loss (code ``loss``) of the net on ``(x, y)``; ``workspace`` is scratch.
 
     Arrays as for ``forward_into``; ``y`` has shape (rows, sizes[-1]).
     """
     if is_float32(params):
-        return backprop_typed(<float*>NULL, table, mean_loss, params, x, y, workspace, False)
-    return backprop_typed(<double*>NULL, table, mean_loss, params, x, y, workspace, False)
+        return backprop_typed(<float*>NULL, table, loss, negative_slope, params, x, y, workspace, False)
+    return backprop_typed(<double*>NULL, table, loss, negative_slope, params, x, y, workspace, False)
 
 
-def gradients_into(cnp.ndarray table, bint mean_loss, cnp.ndarray params, cnp.ndarray x,
-                   cnp.ndarray y, cnp.ndarray workspace):
+def gradients_into(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
+                   cnp.ndarray x, cnp.ndarray y, cnp.ndarray workspace):
     """Write the gradient of the loss on ``(x, y)`` into the workspace's ``grad`` part
     (its first n_params elements) and return the loss; the rest is scratch.
 
     Arrays as for ``forward_into``; ``y`` has shape (rows, sizes[-1]).
     """
     if is_float32(params):
-        return backprop_typed(<float*>NULL, table, mean_loss, params, x, y, workspace, True)
-    return backprop_typed(<double*>NULL, table, mean_loss, params, x, y, workspace, True)
+        return backprop_typed(<float*>NULL, table, loss, negative_slope, params, x, y, workspace, True)
+    return backprop_typed(<double*>NULL, table, loss, negative_slope, params, x, y, workspace, True)

@@ -1,60 +1,71 @@
-"""Training entry points: one SGD step, and a whole ``fit`` in one call without the GIL."""
+"""Training entry points: one SGD step, and whole runs of epochs in one call without the GIL."""
 cimport numpy as cnp
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 from cython cimport floating
 
 from nnfast._arrays cimport index_data, is_float32, matrix_data, vector_data
-from nnfast._dense cimport (Architecture, backward_pass, forward_pass, loss_and_output_gradient,
-                            read_architecture, Workspace, carve_workspace)
-from nnfast._sgd cimport sgd_update
+from nnfast._dense cimport (CROSS_ENTROPY, BINARY_CROSS_ENTROPY, Architecture, Workspace,
+                            accuracy, backward_pass, carve_workspace, forward_pass,
+                            loss_and_output_gradient, read_architecture)
+from nnfast._optim cimport SGD, Hyperparameters, optimizer_update, read_hyperparameters
 from nnfast._shuffle cimport shuffle_indices
 from nnfast._status cimport LOSS_NOT_FINITE, STEP_OK
 
 cnp.import_array()
 
+# Hyper-parameters of plain SGD, for train_step.
+cdef double[7] PLAIN_SGD = [SGD, 0, 0, 0, 0, 0, 0]
 
-cdef int sgd_step(const Architecture* arch, floating* params, const floating* x,
-                  const floating* y, Py_ssize_t rows, const Workspace* ws, floating* scratch,
-                  floating lr, double* loss) noexcept nogil:
-    """One SGD step on ``rows`` samples; store the loss before it in ``loss[0]``."""
-    forward_pass(arch, params, x, rows, ws.capacity, scratch + ws.pre, scratch + ws.act,
+
+cdef int optimizer_step(const Architecture* arch, floating* params, const floating* x,
+                        const floating* y, Py_ssize_t rows, const Workspace* ws,
+                        floating* scratch, const Hyperparameters* hyper, long long step,
+                        double lr, floating* first, floating* second,
+                        double* loss) noexcept nogil:
+    """One optimizer step on ``rows`` samples; store the loss before it in ``loss[0]``."""
+    forward_pass(arch, params, x, rows, ws.capacity, scratch + ws.deriv, scratch + ws.act,
                  scratch + ws.out)
     loss[0] = loss_and_output_gradient(arch, scratch + ws.out, y, rows, True)
     if loss[0] - loss[0] != 0:
         return LOSS_NOT_FINITE
-    backward_pass(arch, params, x, rows, ws.capacity, scratch + ws.pre, scratch + ws.act,
+    backward_pass(arch, params, x, rows, ws.capacity, scratch + ws.deriv, scratch + ws.act,
                   scratch + ws.out, scratch)
-    return sgd_update(arch.n_params, lr, scratch, params)
+    return optimizer_update(hyper, step, lr, arch.n_params, scratch, params, first, second)
 
 
-cdef tuple train_step_typed(floating* kind, cnp.ndarray table, bint mean_loss,
+cdef tuple train_step_typed(floating* kind, cnp.ndarray table, int loss, double negative_slope,
                             cnp.ndarray params, cnp.ndarray x, cnp.ndarray y, double lr,
                             cnp.ndarray workspace):
-    cdef Architecture arch = read_architecture(table, mean_loss)
+    cdef Architecture arch = read_architecture(table, loss, negative_slope)
+    cdef Hyperparameters hyper = read_hyperparameters(PLAIN_SGD)
     cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
     cdef floating* p = vector_data(params, kind, arch.n_params, True)
     cdef const floating* inputs = matrix_data(x, kind, -1, arch.sizes[0], False)
     cdef const floating* targets = matrix_data(y, kind, rows, arch.sizes[arch.n_layers], False)
     cdef floating* scratch = vector_data(workspace, kind, 0, True)
     cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace))
-    cdef double loss
+    cdef double value
     cdef int status
     if ws.capacity < rows:
         raise ValueError(f"workspace holds {ws.capacity} rows, x has {rows}")
     with nogil:
-        status = sgd_step(&arch, p, inputs, targets, rows, &ws, scratch, <floating>lr, &loss)
-    return loss, status
+        status = optimizer_step(&arch, p, inputs, targets, rows, &ws, scratch, &hyper, 1, lr,
+                                NULL, NULL, &value)
+    return value, status
 
 
-def train_step(cnp.ndarray table, bint mean_loss, cnp.ndarray params, cnp.ndarray x,
-               cnp.ndarray y, double lr, cnp.ndarray workspace):
-    """Take one SGD step on all of ``(x, y)``; return ``(loss before the step, status)``.
+def train_step(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
+               cnp.ndarray x, cnp.ndarray y, double lr, cnp.ndarray workspace):
+    """Take one plain SGD step on all of ``(x, y)``; return ``(loss before the step, status)``.
 
     Parameters
     ----------
     table : ndarray of intp
         ``ParameterLayout.table``.
+    loss : int
+        The loss code (the position in ``nnfast._validation.LOSSES``).
+    negative_slope : float
     params : ndarray of float32 or float64, shape (n_params,)
         Modified in place, unless the status is not STEP_OK. All arrays
         share this dtype.
@@ -64,8 +75,8 @@ def train_step(cnp.ndarray table, bint mean_loss, cnp.ndarray params, cnp.ndarra
         (unless the loss was not finite).
     """
     if is_float32(params):
-        return train_step_typed(<float*>NULL, table, mean_loss, params, x, y, lr, workspace)
-    return train_step_typed(<double*>NULL, table, mean_loss, params, x, y, lr, workspace)
+        return train_step_typed(<float*>NULL, table, loss, negative_slope, params, x, y, lr, workspace)
+    return train_step_typed(<double*>NULL, table, loss, negative_slope, params, x, y, lr, workspace)
 
 
 cdef inline void gather_rows(const floating* source, const Py_ssize_t* rows, Py_ssize_t n_rows,
@@ -76,94 +87,150 @@ cdef inline void gather_rows(const floating* source, const Py_ssize_t* rows, Py_
         memcpy(target + i * width, source + rows[i] * width, width * sizeof(floating))
 
 
-cdef tuple fit_typed(floating* kind, cnp.ndarray table, bint mean_loss, cnp.ndarray params,
-                     cnp.ndarray x, cnp.ndarray y, Py_ssize_t epochs, double lr,
-                     Py_ssize_t batch_size, bint shuffle, uint64_t state, cnp.ndarray workspace,
-                     cnp.ndarray x_batch, cnp.ndarray y_batch, cnp.ndarray order,
-                     cnp.ndarray losses):
-    cdef Architecture arch = read_architecture(table, mean_loss)
+cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negative_slope,
+                      cnp.ndarray params, cnp.ndarray x, cnp.ndarray y, object x_val,
+                      object y_val, cnp.ndarray workspace, cnp.ndarray x_batch,
+                      cnp.ndarray y_batch, object run, Py_ssize_t stop):
+    cdef Architecture arch = read_architecture(table, loss, negative_slope)
     cdef Py_ssize_t n_samples = cnp.PyArray_DIM(x, 0)
     cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
-    cdef Py_ssize_t steps_per_epoch
-    if batch_size < 1 or epochs < 0:
-        raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, {epochs}")
-    steps_per_epoch = (n_samples + batch_size - 1) // batch_size
+    cdef Py_ssize_t batch_size = run.batch_size, epochs = run.epochs
+    cdef bint shuffle = run.shuffle, early_stopping = run.early_stopping
+    cdef Py_ssize_t patience = run.patience
+    cdef double min_delta = run.min_delta
+    cdef Py_ssize_t epoch = run.epoch, step = run.steps
+    cdef bint has_validation = x_val is not None
+    cdef bint classification = loss == CROSS_ENTROPY or loss == BINARY_CROSS_ENTROPY
+    cdef Py_ssize_t n_val = cnp.PyArray_DIM(<cnp.ndarray?>x_val, 0) if has_validation else 0
+    if batch_size < 1 or not 0 <= epoch <= stop <= epochs:
+        raise ValueError(f"bad run: batch_size={batch_size}, epochs {epoch}..{stop} of {epochs}")
+    cdef Py_ssize_t steps_per_epoch = (n_samples + batch_size - 1) // batch_size
     cdef floating* p = vector_data(params, kind, arch.n_params, True)
     cdef const floating* inputs = matrix_data(x, kind, -1, n_in, False)
     cdef const floating* targets = matrix_data(y, kind, n_samples, n_out, False)
+    cdef const floating* val_inputs = (
+        matrix_data(<cnp.ndarray?>x_val, kind, -1, n_in, False) if has_validation else NULL)
+    cdef const floating* val_targets = (
+        matrix_data(<cnp.ndarray?>y_val, kind, n_val, n_out, False) if has_validation else NULL)
     cdef floating* scratch = vector_data(workspace, kind, 0, True)
     cdef floating* x_gathered = vector_data(x_batch, kind, n_in * batch_size if shuffle else 0, True)
     cdef floating* y_gathered = vector_data(y_batch, kind, n_out * batch_size if shuffle else 0, True)
-    cdef Py_ssize_t* indices = index_data(order, n_samples)
-    cdef double* step_losses = vector_data(losses, <double*>NULL, epochs * steps_per_epoch, True)
+    cdef Py_ssize_t* order = index_data(<cnp.ndarray?>run.order, n_samples)
+    cdef cnp.ndarray state_array = run.shuffle_state, steps_array = run.optimizer_steps
+    if (cnp.PyArray_TYPE(state_array) != cnp.NPY_UINT64 or cnp.PyArray_SIZE(state_array) != 1
+            or cnp.PyArray_TYPE(steps_array) != cnp.NPY_INT64 or cnp.PyArray_SIZE(steps_array) != 1):
+        raise ValueError("run.shuffle_state must be uint64[1] and run.optimizer_steps int64[1]")
+    cdef uint64_t* shuffle_state = <uint64_t*>cnp.PyArray_DATA(state_array)
+    cdef const double* learning_rates = vector_data(<cnp.ndarray?>run.learning_rates, <double*>NULL, epochs, False)
+    cdef Hyperparameters hyper = read_hyperparameters(
+        vector_data(<cnp.ndarray?>run.optimizer.hyperparameters(), <double*>NULL, 7, False))
+    cdef long long* optimizer_steps = <long long*>cnp.PyArray_DATA(steps_array)
+    cdef floating* first = vector_data(<cnp.ndarray?>run.optimizer.buffers, kind, 2 * arch.n_params, True)
+    cdef floating* second = first + arch.n_params
+    cdef double* step_loss = vector_data(<cnp.ndarray?>run.step_loss, <double*>NULL, epochs * steps_per_epoch, True)
+    cdef double* epoch_loss = vector_data(<cnp.ndarray?>run.epoch_loss, <double*>NULL, epochs, True)
+    cdef Py_ssize_t val_epochs = epochs if has_validation else 0
+    cdef double* val_loss = vector_data(<cnp.ndarray?>run.val_loss, <double*>NULL, val_epochs, True)
+    cdef double* val_accuracy = vector_data(<cnp.ndarray?>run.val_accuracy, <double*>NULL, val_epochs, True)
+    cdef double* progress = vector_data(<cnp.ndarray?>run.progress, <double*>NULL, 3, True)
+    cdef floating* best_params = (
+        vector_data(<cnp.ndarray?>run.best_params, kind, arch.n_params, True) if early_stopping else NULL)
     cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace))
-    cdef Py_ssize_t epoch, start, rows, step = 0
+    cdef Py_ssize_t start, rows
     cdef const floating* x_rows
     cdef const floating* y_rows
+    cdef double weighted_loss, monitored
     cdef int status = STEP_OK
-    if ws.capacity < min(batch_size, n_samples):
-        raise ValueError(f"workspace holds {ws.capacity} rows, batches have {batch_size}")
+    cdef bint stopped = False
+    if ws.capacity < max(min(batch_size, n_samples), n_val):
+        raise ValueError(f"workspace holds {ws.capacity} rows, fewer than a batch or the validation set")
     with nogil:
-        for epoch in range(epochs):
+        while epoch < stop and status == STEP_OK and not stopped:
             if shuffle:
-                shuffle_indices(indices, n_samples, &state)
+                shuffle_indices(order, n_samples, shuffle_state)
+            weighted_loss = 0
             start = 0
-            while start < n_samples and status == STEP_OK:
+            while start < n_samples:
                 rows = min(batch_size, n_samples - start)
                 if shuffle:
-                    gather_rows(inputs, indices + start, rows, n_in, x_gathered)
-                    gather_rows(targets, indices + start, rows, n_out, y_gathered)
+                    gather_rows(inputs, order + start, rows, n_in, x_gathered)
+                    gather_rows(targets, order + start, rows, n_out, y_gathered)
                     x_rows = x_gathered
                     y_rows = y_gathered
                 else:
                     x_rows = inputs + start * n_in
                     y_rows = targets + start * n_out
-                status = sgd_step(&arch, p, x_rows, y_rows, rows, &ws, scratch, <floating>lr,
-                                  &step_losses[step])
+                status = optimizer_step(&arch, p, x_rows, y_rows, rows, &ws, scratch, &hyper,
+                                        optimizer_steps[0] + 1, learning_rates[epoch], first,
+                                        second, &step_loss[step])
                 step += 1
+                if status != STEP_OK:
+                    break
+                optimizer_steps[0] += 1
+                weighted_loss += step_loss[step - 1] * rows
                 start += batch_size
             if status != STEP_OK:
                 break
-    return step, status
+            epoch_loss[epoch] = weighted_loss / n_samples
+            if has_validation:
+                forward_pass(&arch, p, val_inputs, n_val, ws.capacity, <floating*>NULL,
+                             scratch + ws.act, scratch + ws.out)
+                val_loss[epoch] = loss_and_output_gradient(&arch, scratch + ws.out, val_targets,
+                                                           n_val, False)
+                if classification:
+                    val_accuracy[epoch] = accuracy(&arch, scratch + ws.out, val_targets, n_val)
+            epoch += 1
+            if early_stopping:
+                # progress = [best monitored loss, epochs without improvement, best epoch]
+                monitored = val_loss[epoch - 1] if has_validation else epoch_loss[epoch - 1]
+                if monitored < progress[0] - min_delta:
+                    progress[0] = monitored
+                    progress[1] = 0
+                    progress[2] = epoch - 1
+                    memcpy(best_params, p, arch.n_params * sizeof(floating))
+                elif progress[1] + 1 >= patience:
+                    stopped = True
+                else:
+                    progress[1] += 1
+    run.epoch = epoch
+    run.steps = step
+    run.status = status
+    run.stopped = stopped
 
 
-def fit(cnp.ndarray table, bint mean_loss, cnp.ndarray params, cnp.ndarray x, cnp.ndarray y,
-        Py_ssize_t epochs, double lr, Py_ssize_t batch_size, bint shuffle, uint64_t state,
-        cnp.ndarray workspace, cnp.ndarray x_batch, cnp.ndarray y_batch, cnp.ndarray order,
-        cnp.ndarray losses):
-    """Run ``epochs`` epochs of mini-batch SGD; return ``(steps taken, status)``.
+def run_epochs(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
+               cnp.ndarray x, cnp.ndarray y, object x_val, object y_val, cnp.ndarray workspace,
+               cnp.ndarray x_batch, cnp.ndarray y_batch, object run, Py_ssize_t stop):
+    """Run epochs ``run.epoch .. stop - 1`` of a training run without the GIL.
 
-    The loop over epochs and batches, the reshuffle, the batch gathering and
-    every step run here without the GIL; nothing is allocated.
+    Every epoch reshuffles (if ``run.shuffle``), takes one optimizer step per
+    batch, records the losses, evaluates the validation data (if any) and
+    applies early stopping (if ``run.early_stopping``), exactly as
+    ``nnfast.reference.Net._run_epochs`` specifies; nothing is allocated.
 
     Parameters
     ----------
-    table, params, x, y, workspace
-        As for ``train_step``, with the workspace sized for ``batch_size`` rows.
-    epochs, batch_size : int
-        ``1 <= batch_size <= n_samples``.
-    lr : float
-    shuffle : bool
-        Reshuffle ``order`` before every epoch (Fisher-Yates, SplitMix64).
-    state : int
-        The shuffle generator's state.
+    table, loss, negative_slope, params, x, y
+        As for ``train_step``.
+    x_val, y_val : ndarray or None
+        Validation data, shaped like ``x`` and ``y``.
+    workspace : ndarray
+        Scratch for ``max(batch_size, n_val)`` rows.
     x_batch, y_batch : ndarray, shapes (batch_size, sizes[0]) and (batch_size, sizes[-1])
         Scratch for the gathered rows of a shuffled batch (unused, and may
-        be smaller, without ``shuffle``).
-    order : ndarray of intp, shape (n_samples,)
-        Must hold ``arange(n_samples)``; modified (the last epoch's order).
-    losses : ndarray of float64, shape (epochs * ceil(n_samples / batch_size),)
-        Modified: the loss of every step, before its update.
-
-    Returns
-    -------
-    steps : int
-        Steps taken, counting a failing one.
-    status : int
-        STEP_OK, or the failure of the last step (which was not applied).
+        be smaller, without shuffling).
+    run : nnfast._training.TrainingRun
+        Its arrays (order, shuffle state, learning rates, optimizer state and
+        step count, loss records, early-stopping progress, best parameters)
+        are updated in place, then its counters: ``epoch``, ``steps``,
+        ``status`` (STEP_OK, or how the last step failed; that step was not
+        applied) and ``stopped`` (early stopping fired).
+    stop : int
+        The epoch to stop before.
     """
     if is_float32(params):
-        return fit_typed(<float*>NULL, table, mean_loss, params, x, y, epochs, lr, batch_size,
-                         shuffle, state, workspace, x_batch, y_batch, order, losses)
-    return fit_typed(<double*>NULL, table, mean_loss, params, x, y, epochs, lr, batch_size,
-                     shuffle, state, workspace, x_batch, y_batch, order, losses)
+        run_epochs_typed(<float*>NULL, table, loss, negative_slope, params, x, y, x_val, y_val,
+                         workspace, x_batch, y_batch, run, stop)
+    else:
+        run_epochs_typed(<double*>NULL, table, loss, negative_slope, params, x, y, x_val, y_val,
+                         workspace, x_batch, y_batch, run, stop)

@@ -1,0 +1,90 @@
+"""The state of one training run, shared by the reference and the compiled loop.
+
+``TrainingRun`` holds everything a run of epochs reads and writes: the
+sample order and the shuffle generator's state, the per-epoch learning
+rates, the optimizer, the loss records and the early-stopping progress.
+``BaseNet.fit`` builds one and hands it to the implementation's
+``_run_epochs`` once for the whole fit, or once per epoch when a callback
+or progress printing needs Python in between; the result is the same
+either way, because every piece of state lives here.
+"""
+import numpy as np
+
+from nnfast._history import STEP_OK, History
+
+
+class TrainingRun:
+    """Buffers and counters of a training run (see the module docstring).
+
+    Attributes
+    ----------
+    batch_size, steps_per_epoch, epochs : int
+    shuffle : bool
+    order : ndarray of intp, shape (n_samples,)
+        The current sample order, reshuffled in place each epoch.
+    shuffle_state : ndarray of uint64, shape (1,)
+        The SplitMix64 state.
+    optimizer : nnfast.optimizers.Optimizer
+    optimizer_steps : ndarray of int64, shape (1,)
+        The optimizer's step count during the run (copied back after it).
+    learning_rates : ndarray of float64, shape (epochs,)
+    step_loss : ndarray of float64, shape (epochs * steps_per_epoch,)
+    epoch_loss : ndarray of float64, shape (epochs,)
+    val_loss, val_accuracy : ndarray of float64, shape (epochs,), or (0,) without validation
+    early_stopping : bool
+    patience : int
+    min_delta : float
+    progress : ndarray of float64, shape (3,)
+        Early stopping's ``[best monitored loss, epochs without improvement,
+        best epoch]``.
+    best_params : ndarray, shape (n_params,), or None
+        The parameters after the best epoch so far.
+    epoch, steps : int
+        Epochs and steps completed.
+    status : int
+        STEP_OK, or how the last step failed.
+    stopped : bool
+        Early stopping (or the callback) ended the run.
+    """
+
+    def __init__(self, n_samples, n_params, dtype, epochs, batch_size, shuffle, shuffle_state,
+                 optimizer, learning_rates, has_validation, early_stopping, patience, min_delta):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.steps_per_epoch = -(-n_samples // batch_size)
+        self.shuffle = shuffle
+        self.order = np.arange(n_samples, dtype=np.intp)
+        self.shuffle_state = np.array([shuffle_state], dtype=np.uint64)
+        self.optimizer = optimizer
+        self.optimizer_steps = np.array([optimizer.step_count], dtype=np.int64)
+        self.learning_rates = learning_rates
+        # Only the entries of epochs and steps that ran are ever read.
+        self.step_loss = np.empty(epochs * self.steps_per_epoch)
+        self.epoch_loss = np.empty(epochs)
+        self.val_loss = np.empty(epochs if has_validation else 0)
+        self.val_accuracy = np.full(epochs if has_validation else 0, np.nan)
+        self.has_validation = has_validation
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.min_delta = min_delta
+        self.progress = np.array([np.inf, 0.0, -1.0])
+        self.best_params = np.empty(n_params, dtype=dtype) if early_stopping else None
+        self.epoch = 0
+        self.steps = 0
+        self.status = STEP_OK
+        self.stopped = False
+
+    def history(self, classification):
+        """The ``History`` of the epochs run so far."""
+        epochs = self.epoch
+        best = int(self.progress[2]) if self.early_stopping and self.progress[2] >= 0 else None
+        return History(
+            self.step_loss[: self.steps].copy(),
+            epochs,
+            self.steps_per_epoch,
+            epoch_loss=self.epoch_loss[:epochs].copy(),
+            val_loss=self.val_loss[:epochs].copy() if self.has_validation else None,
+            val_accuracy=self.val_accuracy[:epochs].copy() if self.has_validation and classification else None,
+            best_epoch=best,
+            stopped_early=self.stopped,
+        )

@@ -1,0 +1,464 @@
+"""Saving a net to one ``.npz`` file and loading it back.
+
+``save(net, path)`` writes everything that makes up a net (its
+architecture and options, the flat parameter vector, and the optimizer
+with its hyper-parameters, step count and moment buffers) as plain NumPy
+arrays in one ``.npz`` archive; ``load(path)`` rebuilds an identical net:
+same parameters bit for bit, same predictions, and training continues
+exactly as it would have on the original.
+
+The file holds only numbers, booleans and unicode strings, never object
+arrays, and ``load`` reads it with ``allow_pickle=False``: loading a file
+cannot execute code from it. The class to build is looked up in a fixed
+table of the two net classes; nothing named in a file is imported or
+evaluated.
+
+Format, version 1. Every entry is a NumPy array; "str" means a 0-d unicode
+array, "float" a 0-d float64, "int" a 0-d int64, "bool" a 0-d bool:
+
+======================= ========================== ==========================================
+entry                   type                       meaning
+======================= ========================== ==========================================
+format                  str                        ``"nnfast"``
+format_version          int                        ``1``
+class                   str                        ``"nnfast.Net"`` or ``"nnfast.reference.Net"``
+layers                  int64 (n_layers + 1,)      layer sizes, input first
+activations             unicode (n_layers - 1,)    each hidden layer's activation
+negative_slope          float                      the slope of ``"leaky_relu"``
+bias                    bool (n_layers,)           whether each layer has a bias
+loss                    str                        the loss name
+init                    str                        the initialization scheme
+init_std                float                      the standard deviation of ``"normal"``
+dtype                   str                        ``"float32"`` or ``"float64"``
+params                  dtype (n_params,)          the flat parameter vector
+optimizer               str                        ``"none"``, ``"SGD"``, ``"Adam"`` or ``"AdamW"``
+optimizer_lr            float                      (all optimizers)
+optimizer_weight_decay  float                      (all optimizers)
+optimizer_momentum      float                      (SGD)
+optimizer_nesterov      bool                       (SGD)
+optimizer_betas         float64 (2,)               (Adam, AdamW)
+optimizer_eps           float                      (Adam, AdamW)
+optimizer_step_count    int                        (all optimizers)
+optimizer_buffers       dtype (2, n_params)        (all optimizers; absent while the
+                                                   optimizer has no state yet)
+======================= ========================== ==========================================
+"""
+import math
+import os
+import pathlib
+import zipfile
+import zlib
+
+import numpy as np
+
+from nnfast._validation import ACTIVATIONS, INITS, LOSSES, check_layers, check_per_layer
+from nnfast.optimizers import SGD, Adam, AdamW
+
+__all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "nnfast"
+FORMAT_VERSION = 1
+
+# The optimizer classes a file may name, by the name it uses. AdamW
+# subclasses Adam, so lookups of an object's kind go by exact type.
+_OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
+
+# Per optimizer kind: its hyper-parameter entries (without the "optimizer_"
+# prefix) as (name, element kind, shape).
+_HYPERPARAMETERS = {
+    "none": (),
+    "SGD": (("lr", "f", ()), ("momentum", "f", ()), ("nesterov", "b", ()), ("weight_decay", "f", ())),
+    "Adam": (("lr", "f", ()), ("betas", "f", (2,)), ("eps", "f", ()), ("weight_decay", "f", ())),
+}
+_HYPERPARAMETERS["AdamW"] = _HYPERPARAMETERS["Adam"]
+
+# The net's entries as (name, element kind, shape); None in a shape is any
+# length. "params" and the optimizer's state are checked on their own.
+_NET_ENTRIES = (
+    ("format", "U", ()),
+    ("format_version", "iu", ()),
+    ("class", "U", ()),
+    ("layers", "iu", (None,)),
+    ("activations", "U", (None,)),
+    ("negative_slope", "f", ()),
+    ("bias", "b", (None,)),
+    ("loss", "U", ()),
+    ("init", "U", ()),
+    ("init_std", "f", ()),
+    ("dtype", "U", ()),
+    ("optimizer", "U", ()),
+)
+
+_KIND_NAMES = {"U": "a string", "iu": "an integer", "f": "a float", "b": "a bool"}
+
+# What reading a damaged archive can raise. OSError is among them (a seek
+# to an offset a corrupted directory names, say); a file that cannot be
+# opened at all raises before any of this is caught, as itself.
+_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error,
+                NotImplementedError, RuntimeError, MemoryError)
+
+
+# How .npz (zip) and .npy files begin; np.load reads anything else as a pickle.
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+class _Invalid(Exception):
+    """Internal: what is wrong with a file, before the path is put in front."""
+
+
+def _net_classes():
+    """The net classes a file may name, by the name it uses.
+
+    Imported here rather than at module level so that ``nnfast.io`` can be
+    imported from inside ``nnfast`` and ``nnfast._base`` without a cycle.
+    """
+    from nnfast.net import Net
+    from nnfast.reference import Net as ReferenceNet
+
+    return {"nnfast.Net": Net, "nnfast.reference.Net": ReferenceNet}
+
+
+def _fspath(path):
+    """``path`` (str, bytes or os.PathLike) as a str."""
+    return os.fsdecode(os.fspath(path))
+
+
+# -- save --------------------------------------------------------------------
+
+
+def save(net, path):
+    """Write ``net`` to the ``.npz`` file ``path``.
+
+    The file is written at exactly ``path``: unlike ``numpy.savez``, no
+    ``.npz`` suffix is added, so ``load(path)`` always reads back what
+    ``save(path)`` wrote. An existing file is replaced. Nothing is written
+    if the net cannot be saved.
+
+    Parameters
+    ----------
+    net : nnfast.Net or nnfast.reference.Net
+        The net, with its optimizer (``net.optimizer``), if any.
+    path : str or os.PathLike
+        Where to write; ``".npz"`` is the conventional suffix.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    TypeError
+        If ``net`` is not one of the two net classes (subclasses included:
+        ``load`` could not rebuild them), or its optimizer is not an
+        ``nnfast.optimizers`` SGD, Adam or AdamW.
+    ValueError
+        If the net's state would not load back: non-finite parameters,
+        invalid optimizer hyper-parameters, or optimizer buffers that
+        belong to a different net.
+    """
+    arrays = _net_arrays(net)
+    path = pathlib.Path(_fspath(path))
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+    return path
+
+
+def _class_name(net):
+    """The name under which ``net``'s class is saved."""
+    for name, cls in _net_classes().items():
+        if type(net) is cls:
+            return name
+    raise TypeError(f"save needs an nnfast.Net or nnfast.reference.Net, got {type(net).__name__}")
+
+
+def _net_arrays(net):
+    """All entries of the file for ``net``, as a dict of arrays."""
+    class_name = _class_name(net)
+    params = net._params
+    if not np.isfinite(params).all():
+        raise ValueError("cannot save a net whose parameters are not all finite")
+    arrays = {
+        "format": np.array(FORMAT_NAME),
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "class": np.array(class_name),
+        "layers": np.array(net._layers, dtype=np.int64),
+        "activations": np.array(list(net._activations), dtype=np.str_),
+        "negative_slope": np.array(net._negative_slope, dtype=np.float64),
+        "bias": np.array(list(net._bias), dtype=np.bool_),
+        "loss": np.array(net._loss_name),
+        "init": np.array(net._init),
+        "init_std": np.array(net._init_std, dtype=np.float64),
+        "dtype": np.array(net._dtype.name),
+        "params": params,
+    }
+    arrays.update(_optimizer_arrays(net.optimizer, net.n_params, net._dtype))
+    return arrays
+
+
+def _optimizer_kind(optimizer):
+    """The name under which ``optimizer``'s class is saved."""
+    if optimizer is None:
+        return "none"
+    for kind, cls in _OPTIMIZERS.items():
+        if type(optimizer) is cls:
+            return kind
+    raise TypeError(
+        f"save needs the net's optimizer to be None or an nnfast.optimizers SGD, Adam or AdamW, "
+        f"got {type(optimizer).__name__}"
+    )
+
+
+def _optimizer_arrays(optimizer, n_params, dtype):
+    """The optimizer's entries, checked to load back onto a net of ``n_params`` ``dtype`` parameters."""
+    kind = _optimizer_kind(optimizer)
+    arrays = {"optimizer": np.array(kind)}
+    if kind == "none":
+        return arrays
+    values = {name: getattr(optimizer, name) for name, _, _ in _HYPERPARAMETERS[kind]}
+    try:
+        _build_optimizer(kind, values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"cannot save the net: its optimizer's hyper-parameters are invalid: {error}") from error
+    for name, element, _ in _HYPERPARAMETERS[kind]:
+        arrays[f"optimizer_{name}"] = np.array(values[name], dtype=np.bool_ if element == "b" else np.float64)
+    step_count = optimizer.step_count
+    if isinstance(step_count, (bool, np.bool_)) or not isinstance(step_count, (int, np.integer)) or step_count < 0:
+        raise ValueError(f"cannot save the net: its optimizer's step_count must be an int >= 0, got {step_count!r}")
+    arrays["optimizer_step_count"] = np.array(step_count, dtype=np.int64)
+    buffers = optimizer.buffers
+    if buffers is not None:
+        if not isinstance(buffers, np.ndarray) or buffers.shape != (2, n_params) or buffers.dtype != dtype:
+            raise ValueError(
+                f"cannot save the net: its optimizer holds state of shape {np.shape(buffers)} "
+                f"({getattr(buffers, 'dtype', type(buffers).__name__)}), not the (2, {n_params}) {dtype} "
+                f"of this net; call net.reset_optimizer() first"
+            )
+        arrays["optimizer_buffers"] = buffers
+    return arrays
+
+
+# -- load --------------------------------------------------------------------
+
+
+def load(path):
+    """Read a net written by ``save``.
+
+    The net is rebuilt as its recorded class with its recorded options (and
+    ``seed=0``, immaterial since the parameters are then copied in), and
+    given its optimizer with the recorded hyper-parameters, step count and
+    buffers. Training the loaded net continues exactly as training the
+    saved one would have.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, read at exactly this path (no suffix is added).
+
+    Returns
+    -------
+    nnfast.Net or nnfast.reference.Net
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError, IsADirectoryError
+        If the file cannot be opened.
+    ValueError
+        If it is not a valid nnfast file: not an ``.npz`` archive,
+        truncated or corrupted, an entry missing or of the wrong type or
+        shape, a format version this nnfast does not read, an unknown
+        class, activation, loss or optimizer, parameters of the wrong
+        length or not finite, or values the net's or the optimizer's own
+        checks refuse. The message says which.
+    """
+    name = _fspath(path)
+    with open(name, "rb") as file:  # OS errors (missing file, ...) pass through as they are
+        try:
+            arrays = _read_arrays(file)
+            return _net_from_arrays(arrays)
+        except _Invalid as error:
+            raise ValueError(f"{name} is not a valid nnfast file: {error}") from error.__cause__
+
+
+def _read_arrays(file):
+    """Read every entry of the ``.npz`` archive in the open ``file`` into a dict of arrays."""
+    head = file.read(len(_NPY_MAGIC))
+    file.seek(0)
+    if not head:
+        raise _Invalid("it is empty")
+    if head == _NPY_MAGIC:
+        raise _Invalid("it is a single .npy array, not an .npz archive")
+    if not head.startswith(_ZIP_MAGICS):
+        # np.load would take it for a pickle, which it must not (and does not) unpickle.
+        raise _Invalid(f"it is not an .npz archive (it starts with {head!r})")
+    try:
+        contents = np.load(file, allow_pickle=False)
+    except _READ_ERRORS as error:
+        raise _Invalid(f"cannot read it as an .npz archive ({type(error).__name__}: {error})") from error
+    if not isinstance(contents, np.lib.npyio.NpzFile):  # pragma: no cover - excluded by the magic check
+        raise _Invalid("it is not an .npz archive")
+    arrays = {}
+    with contents:
+        for key in contents.files:
+            try:
+                # With allow_pickle=False, an object array raises here instead of being unpickled.
+                value = contents[key]
+            except _READ_ERRORS as error:
+                raise _Invalid(f"cannot read its entry {key!r} ({type(error).__name__}: {error})") from error
+            if not isinstance(value, np.ndarray):  # a member that is not an .npy file
+                raise _Invalid(f"entry {key!r} is not a NumPy array")
+            arrays[key] = value
+    return arrays
+
+
+def _net_from_arrays(arrays):
+    """Build the net the entries describe, checking them all first."""
+    _check_format(arrays)
+    values = {name: _entry(arrays, name, element, shape) for name, element, shape in _NET_ENTRIES}
+    kind = values["optimizer"]
+    _checked_choice("optimizer kind", kind, tuple(_HYPERPARAMETERS))
+    _check_no_extra_entries(arrays, kind)
+    cls = _checked_class(values["class"])
+    dtype = _checked_choice("dtype", values["dtype"], ("float32", "float64"))
+    n_params = _checked_n_params(values["layers"], values["bias"])
+    params = _checked_params(arrays, n_params, np.dtype(dtype))
+    for index, activation in enumerate(values["activations"]):
+        _checked_choice("activation", activation, ACTIVATIONS, f" for hidden layer {index}")
+    _checked_choice("loss", values["loss"], LOSSES)
+    _checked_choice("init", values["init"], INITS)
+    try:
+        net = cls(values["layers"], activation=values["activations"], negative_slope=values["negative_slope"],
+                  bias=values["bias"], loss=values["loss"], init=values["init"], init_std=values["init_std"],
+                  dtype=dtype, seed=0)
+    except (TypeError, ValueError) as error:
+        raise _Invalid(f"its options are refused by {values['class']}: {error}") from error
+    net._params[...] = params
+    net.optimizer = _checked_optimizer(arrays, kind, net.n_params, net.dtype)
+    return net
+
+
+def _entry(arrays, name, element, shape):
+    """Entry ``name`` as a Python value, checked to have the element kind and shape given.
+
+    ``element`` is a string of acceptable ``dtype.kind`` letters; ``shape``
+    a tuple in which None stands for any length. A 0-d entry becomes a
+    scalar, a 1-d one a list.
+    """
+    if name not in arrays:
+        raise _Invalid(f"entry {name!r} is missing")
+    array = arrays[name]
+    fits = array.ndim == len(shape) and all(want is None or want == got for want, got in zip(shape, array.shape))
+    if array.dtype.kind not in element or not fits:
+        wanted = "a scalar" if shape == () else "a 1-d array" if shape == (None,) else f"an array of shape {shape}"
+        raise _Invalid(
+            f"entry {name!r} must be {wanted} of {_KIND_NAMES[element]} type, "
+            f"got dtype {array.dtype} and shape {array.shape}"
+        )
+    value = array.tolist()  # Python str, int, float, bool, or a list of them
+    if element == "f" and not all(map(math.isfinite, value if isinstance(value, list) else [value])):
+        raise _Invalid(f"entry {name!r} must be finite, got {value!r}")
+    return value
+
+
+def _check_format(arrays):
+    """Check the file says it is an nnfast file of the version this code reads."""
+    if "format" not in arrays:
+        raise _Invalid("entry 'format' is missing (is it an nnfast file at all?)")
+    if _entry(arrays, "format", "U", ()) != FORMAT_NAME:
+        raise _Invalid(f"its format entry is {arrays['format'].item()!r}, not {FORMAT_NAME!r}")
+    version = _entry(arrays, "format_version", "iu", ())
+    if version != FORMAT_VERSION:
+        newer = " (the file was written by a newer nnfast)" if version > FORMAT_VERSION else ""
+        raise _Invalid(f"file format version {version}, this nnfast reads {FORMAT_VERSION}{newer}")
+
+
+def _check_no_extra_entries(arrays, kind):
+    """Refuse entries this version of the format does not have."""
+    known = {name for name, _, _ in _NET_ENTRIES} | {"params"}
+    if kind != "none":
+        known |= {f"optimizer_{name}" for name, _, _ in _HYPERPARAMETERS[kind]}
+        known |= {"optimizer_step_count", "optimizer_buffers"}
+    extra = sorted(set(arrays) - known)
+    if extra:
+        raise _Invalid(f"unexpected entries {', '.join(map(repr, extra))} (for optimizer {kind!r})")
+
+
+def _checked_choice(what, value, choices, where=""):
+    """``value`` if it is one of ``choices``; ``where`` adds to the message where it was found."""
+    if value not in choices:
+        raise _Invalid(f"unknown {what} {value!r}{where} (known: {', '.join(map(repr, choices))})")
+    return value
+
+
+def _checked_class(name):
+    """The net class recorded as ``name``, from the fixed table only."""
+    classes = _net_classes()
+    return classes[_checked_choice("class", name, tuple(classes))]
+
+
+def _checked_n_params(layers, bias):
+    """The number of parameters of ``layers`` and ``bias``, checked as the constructor would.
+
+    Counted in Python integers, so that absurd hand-edited sizes give a
+    mismatch with the params entry rather than an overflow or a huge
+    allocation.
+    """
+    try:
+        layers = check_layers(layers)
+        bias = check_per_layer("bias", bias, len(layers) - 1, lambda name, value: value)
+    except (TypeError, ValueError) as error:
+        raise _Invalid(str(error)) from error
+    return sum(fan_in * fan_out + (fan_out if has_bias else 0)
+               for fan_in, fan_out, has_bias in zip(layers, layers[1:], bias))
+
+
+def _checked_params(arrays, n_params, dtype):
+    """The params entry, checked to fit the architecture and be finite."""
+    if "params" not in arrays:
+        raise _Invalid("entry 'params' is missing")
+    params = arrays["params"]
+    if params.dtype != dtype:
+        raise _Invalid(f"entry 'params' has dtype {params.dtype}, but the net's dtype is {dtype}")
+    if params.shape != (n_params,):
+        raise _Invalid(
+            f"entry 'params' has shape {params.shape}, but the architecture has {n_params} parameters"
+        )
+    bad = np.flatnonzero(~np.isfinite(params))
+    if bad.size:
+        raise _Invalid(f"entry 'params' must be finite, got {params[bad[0]]} at index {bad[0]}")
+    return params
+
+
+def _build_optimizer(kind, values):
+    """A fresh optimizer of ``kind`` with the hyper-parameters ``values`` (a dict)."""
+    if kind == "SGD":
+        return SGD(values["lr"], momentum=values["momentum"], nesterov=values["nesterov"],
+                   weight_decay=values["weight_decay"])
+    return _OPTIMIZERS[kind](values["lr"], betas=tuple(values["betas"]), eps=values["eps"],
+                             weight_decay=values["weight_decay"])
+
+
+def _checked_optimizer(arrays, kind, n_params, dtype):
+    """The optimizer the entries describe, with its state, for a net of ``n_params`` ``dtype`` parameters."""
+    if kind == "none":
+        return None
+    values = {name: _entry(arrays, f"optimizer_{name}", element, shape)
+              for name, element, shape in _HYPERPARAMETERS[kind]}
+    try:
+        optimizer = _build_optimizer(kind, values)
+    except (TypeError, ValueError) as error:
+        raise _Invalid(f"its {kind} hyper-parameters are refused: {error}") from error
+    step_count = _entry(arrays, "optimizer_step_count", "iu", ())
+    if step_count < 0:
+        raise _Invalid(f"entry 'optimizer_step_count' must be >= 0, got {step_count}")
+    optimizer.step_count = step_count
+    if "optimizer_buffers" in arrays:
+        buffers = arrays["optimizer_buffers"]
+        if buffers.dtype != dtype or buffers.shape != (2, n_params):
+            raise _Invalid(
+                f"entry 'optimizer_buffers' must have shape (2, {n_params}) and dtype {dtype}, "
+                f"got shape {buffers.shape} and dtype {buffers.dtype}"
+            )
+        optimizer.buffers = np.array(buffers, dtype=dtype, order="C")
+    return optimizer

@@ -1,0 +1,185 @@
+"""Optimizers: ``SGD``, ``Adam`` and ``AdamW``, with the update rules of ``torch.optim``.
+
+An optimizer is a small object holding its hyper-parameters and, once it
+has been used, its state (a step count and moment buffers shaped like the
+net's flat parameter vector). Pass one to ``Net.fit(optimizer=...)``: the
+net keeps it, so later ``fit`` and ``partial_fit`` calls continue with the
+same state; ``reset()`` forgets the state. The update formulas below are
+those of PyTorch's documentation; ``nnfast.reference`` implements them in
+NumPy and the compiled loop identically.
+"""
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["SGD", "Adam", "AdamW"]
+
+# Codes the compiled kernels read; src/nnfast/_optim.pyx holds the same.
+SGD_CODE, ADAM_CODE, ADAMW_CODE = 0, 1, 2
+
+
+def _check_number(name, value, low, high=math.inf, low_open=False):
+    """Return ``value`` as a float in [low, high] (or (low, high] with ``low_open``)."""
+    if type(value) in (float, int):  # the common case, without the slow ABC checks below
+        above = value > low if low_open else value >= low
+        if above and value <= high and math.isfinite(value):
+            return float(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    if not math.isfinite(value) or too_low or value > high:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")
+    return value
+
+
+class Optimizer:
+    """Common part of the optimizers: hyper-parameters, state, reset.
+
+    Attributes
+    ----------
+    lr : float
+        The base learning rate (a schedule scales it per epoch).
+    weight_decay : float
+    step_count : int
+        Updates applied since creation or the last ``reset()``.
+    buffers : ndarray of shape (2, n_params) or None
+        Moment buffers (SGD: momentum in row 0; Adam: first and second
+        moments), created at the first update.
+    """
+
+    code = None
+
+    def __init__(self, lr, weight_decay):
+        self.lr = _check_number("lr", lr, 0.0, low_open=True)
+        self.weight_decay = _check_number("weight_decay", weight_decay, 0.0)
+        self.reset()
+
+    def reset(self):
+        """Forget the state: the next update starts as the first one did."""
+        self.step_count = 0
+        self.buffers = None
+
+    def _bind(self, n_params, dtype):
+        """Create the state for a net, or check that it belongs to one like it."""
+        if self.buffers is None:
+            self.buffers = np.zeros((2, n_params), dtype=dtype)
+        elif self.buffers.shape != (2, n_params) or self.buffers.dtype != dtype:
+            raise ValueError(
+                f"this {type(self).__name__} holds state for {self.buffers.shape[1]} {self.buffers.dtype} "
+                f"parameters, but the net has {n_params} {np.dtype(dtype)}; call reset() or use a new one"
+            )
+
+    def hyperparameters(self):
+        """The hyper-parameters as the kernels read them: float64 [code, momentum,
+        nesterov, weight_decay, beta1, beta2, eps]."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in self._fields().items())
+        return f"nnfast.{type(self).__name__}({fields})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov and L2 weight decay.
+
+    As ``torch.optim.SGD`` (no dampening), per update with gradient ``g``::
+
+        g = g + weight_decay * p
+        b = momentum * b + g              (b starts at 0; only with momentum)
+        g = g + momentum * b if nesterov else b
+        p = p - lr * g
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    momentum : float, default 0
+        In [0, 1).
+    nesterov : bool, default False
+        Nesterov momentum; needs ``momentum > 0``.
+    weight_decay : float, default 0
+        L2 penalty added to the gradient, >= 0.
+    """
+
+    code = SGD_CODE
+
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self.momentum = _check_number("momentum", momentum, 0.0, 1.0)
+        if self.momentum == 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0, got momentum=0")
+        self.nesterov = bool(nesterov)
+        super().__init__(lr, weight_decay)
+
+    def _fields(self):
+        return dict(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
+
+    def hyperparameters(self):
+        return np.array([self.code, self.momentum, self.nesterov, self.weight_decay, 0, 0, 0], dtype=np.float64)
+
+
+class Adam(Optimizer):
+    """Adam, with L2 weight decay added to the gradient (as ``torch.optim.Adam``).
+
+    Per update ``t = 1, 2, ...`` with gradient ``g``::
+
+        g = g + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - (lr / (1 - beta1**t)) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+        Each in [0, 1).
+    eps : float, default 1e-8
+        > 0.
+    weight_decay : float, default 0
+    """
+
+    code = ADAM_CODE
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+        beta1, beta2 = (_check_number(f"betas[{i}]", b, 0.0, 1.0) for i, b in enumerate(betas))
+        if 1.0 in (beta1, beta2):
+            raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+        self.betas = (beta1, beta2)
+        self.eps = _check_number("eps", eps, 0.0, low_open=True)
+        super().__init__(lr, weight_decay)
+
+    def _fields(self):
+        return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+
+    def hyperparameters(self):
+        beta1, beta2 = self.betas
+        return np.array([self.code, 0, 0, self.weight_decay, beta1, beta2, self.eps], dtype=np.float64)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (as ``torch.optim.AdamW``).
+
+    As ``Adam`` without the L2 term, after first shrinking the parameters::
+
+        p = p * (1 - lr * weight_decay)
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 1e-2
+    """
+
+    code = ADAMW_CODE
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(lr, betas, eps, weight_decay)

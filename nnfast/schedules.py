@@ -1,0 +1,102 @@
+"""Learning-rate schedules, applied per epoch (as ``torch.optim.lr_scheduler``).
+
+A schedule turns the optimizer's base learning rate into one learning rate
+per epoch of a ``fit`` call; epochs count from 0 in every call. The values
+are computed here, once, and the compiled loop reads them.
+"""
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["Constant", "StepDecay", "ExponentialDecay", "CosineAnnealing"]
+
+
+def _check(name, value, low, high=math.inf, integer=False):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
+    if not (low <= value <= high) or (not integer and not math.isfinite(value)):
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
+    return int(value) if integer else float(value)
+
+
+class Schedule:
+    """Base class: ``learning_rates(base_lr, epochs)`` gives the per-epoch rates."""
+
+    def learning_rates(self, base_lr, epochs):
+        """Return a float64 array of the learning rates of epochs ``0 .. epochs-1``."""
+        return self._rates(float(base_lr), np.arange(epochs, dtype=np.float64))
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"nnfast.schedules.{type(self).__name__}({fields})"
+
+
+class Constant(Schedule):
+    """The base learning rate in every epoch."""
+
+    def _rates(self, base_lr, epoch):
+        return np.full(epoch.shape, base_lr)
+
+
+class StepDecay(Schedule):
+    """``lr = base_lr * gamma ** (epoch // step_size)`` (``torch.optim.lr_scheduler.StepLR``).
+
+    Parameters
+    ----------
+    step_size : int
+        Epochs between decays, >= 1.
+    gamma : float, default 0.1
+        Factor per decay, in (0, 1].
+    """
+
+    def __init__(self, step_size, gamma=0.1):
+        self.step_size = _check("step_size", step_size, 1, integer=True)
+        self.gamma = _check("gamma", gamma, 0.0, 1.0)
+        if self.gamma == 0:
+            raise ValueError("gamma must be in (0, 1], got 0")
+
+    def _rates(self, base_lr, epoch):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialDecay(Schedule):
+    """``lr = base_lr * gamma ** epoch`` (``torch.optim.lr_scheduler.ExponentialLR``).
+
+    Parameters
+    ----------
+    gamma : float
+        Factor per epoch, in (0, 1].
+    """
+
+    def __init__(self, gamma):
+        self.gamma = _check("gamma", gamma, 0.0, 1.0)
+        if self.gamma == 0:
+            raise ValueError("gamma must be in (0, 1], got 0")
+
+    def _rates(self, base_lr, epoch):
+        return base_lr * self.gamma**epoch
+
+
+class CosineAnnealing(Schedule):
+    """Cosine annealing from ``base_lr`` down to ``eta_min`` over ``t_max`` epochs.
+
+    ``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / t_max)) / 2``,
+    the closed form of ``torch.optim.lr_scheduler.CosineAnnealingLR``
+    (beyond ``t_max`` the cosine rises again, as there).
+
+    Parameters
+    ----------
+    t_max : int
+        Epochs of one half cosine, >= 1.
+    eta_min : float, default 0
+        The smallest learning rate, >= 0.
+    """
+
+    def __init__(self, t_max, eta_min=0.0):
+        self.t_max = _check("t_max", t_max, 1, integer=True)
+        self.eta_min = _check("eta_min", eta_min, 0.0)
+
+    def _rates(self, base_lr, epoch):
+        return self.eta_min + (base_lr - self.eta_min) * (1 + np.cos(np.pi * epoch / self.t_max)) / 2

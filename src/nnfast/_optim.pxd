@@ -1,0 +1,25 @@
+from cython cimport floating
+
+# Codes shared with nnfast/optimizers.py.
+cdef enum:
+    SGD = 0
+    ADAM = 1
+    ADAMW = 2
+
+
+cdef struct Hyperparameters:
+    # Optimizer.hyperparameters(), unpacked; see nnfast/optimizers.py.
+    int code
+    double momentum
+    bint nesterov
+    double weight_decay
+    double beta1
+    double beta2
+    double eps
+
+
+cdef Hyperparameters read_hyperparameters(const double* values) noexcept nogil
+
+cdef int optimizer_update(const Hyperparameters* hyper, long long step, double lr, Py_ssize_t n,
+                          const floating* grad, floating* params, floating* first,
+                          floating* second) noexcept nogil
