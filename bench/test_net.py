@@ -116,3 +116,73 @@ def test_predict(benchmark, training_data, implementation, size, dtype):
     net.predict(x)  # sizes the scratch buffers, as in test_train_step
     out = benchmark(net.predict, x)
     assert out.shape == (size[0], size[-1])
+
+
+# Training features at one layer-sized problem: each activation, each loss and
+# each optimizer, nnfast against the reference. Short rounds keep the module
+# within a few minutes.
+FEATURE_SIZE = (64, 32, 64, 4)
+ACTIVATIONS = ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
+LOSSES = ["sse", "mse", "cross_entropy", "binary_cross_entropy"]
+OPTIMIZERS = {
+    "SGD": lambda: nnfast.SGD(LR),
+    "SGD-nesterov": lambda: nnfast.SGD(LR, momentum=0.9, nesterov=True),
+    "Adam": lambda: nnfast.Adam(LR),
+    "AdamW": lambda: nnfast.AdamW(LR),
+}
+FEATURE_FIT_EPOCHS = 20
+
+
+def _feature_targets(loss, y):
+    """Targets of the right kind for ``loss``: labels, probabilities or the raw ``y``."""
+    if loss == "cross_entropy":
+        return np.argmax(y, axis=1)
+    if loss == "binary_cross_entropy":
+        return (y > 0).astype(y.dtype)
+    return y
+
+
+@implementations
+@dtypes
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.benchmark(max_time=0.25)
+def test_train_step_activation(benchmark, training_data, implementation, dtype, activation):
+    _label(benchmark, f"train_step {activation}", implementation, FEATURE_SIZE, dtype, lr=LR, loss=LOSS)
+    x, y = training_data(FEATURE_SIZE, dtype)
+    _, n_in, n_hidden, n_out = FEATURE_SIZE
+    net = IMPLEMENTATIONS[implementation]([n_in, n_hidden, n_out], activation=activation, loss=LOSS,
+                                          dtype=dtype, seed=0)
+    net.train_step(x, y, LR)
+    assert np.isfinite(benchmark(net.train_step, x, y, LR))
+    _assert_healthy(net)
+
+
+@implementations
+@dtypes
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.benchmark(max_time=0.25)
+def test_train_step_loss(benchmark, training_data, implementation, dtype, loss):
+    _label(benchmark, f"train_step {loss}", implementation, FEATURE_SIZE, dtype, lr=LR, loss=loss)
+    x, y = training_data(FEATURE_SIZE, dtype)
+    _, n_in, n_hidden, n_out = FEATURE_SIZE
+    y = _feature_targets(loss, y)
+    net = IMPLEMENTATIONS[implementation]([n_in, n_hidden, n_out], loss=loss, dtype=dtype, seed=0)
+    net.train_step(x, y, LR)
+    assert np.isfinite(benchmark(net.train_step, x, y, LR))
+    _assert_healthy(net)
+
+
+@implementations
+@dtypes
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.benchmark(max_time=0.5)
+def test_fit_optimizer(benchmark, training_data, implementation, dtype, optimizer):
+    epochs = FIT_EPOCHS_LARGER
+    _label(benchmark, f"fit {optimizer}", implementation, FEATURE_SIZE, dtype, epochs=epochs, lr=LR, loss=LOSS)
+    x, y = training_data(FEATURE_SIZE, dtype)
+    _, n_in, n_hidden, n_out = FEATURE_SIZE
+    net = IMPLEMENTATIONS[implementation]([n_in, n_hidden, n_out], loss=LOSS, dtype=dtype, seed=0)
+    net.fit(x, y, epochs=1, optimizer=OPTIMIZERS[optimizer]())  # the net keeps the optimizer
+    history = benchmark(net.fit, x, y, epochs=epochs)
+    assert len(history.loss) == epochs
+    _assert_healthy(net)
