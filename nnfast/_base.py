@@ -10,6 +10,7 @@ already-validated arrays: ``_predict``, ``_forward``, ``_loss``,
 """
 import math
 import time
+from fractions import Fraction
 
 import numpy as np
 
@@ -237,7 +238,9 @@ class BaseNet:
             shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
             return shifted / shifted.sum(axis=1, keepdims=True)
         if self._loss_name == "binary_cross_entropy":
-            return 0.5 * (1 + np.tanh(0.5 * logits))  # the sigmoid, without overflow
+            # The sigmoid, without overflow and to full relative precision for z << 0.
+            decay = np.exp(-np.abs(logits))
+            return np.where(logits >= 0, 1 / (1 + decay), decay / (1 + decay))
         raise ValueError(f"predict_proba needs a cross-entropy loss, but the net's loss is {self._loss_name!r}")
 
     def predict_classes(self, x):
@@ -353,7 +356,9 @@ class BaseNet:
         if validation_fraction is None:
             return x, y, None, None
         fraction = check_number("validation_fraction", validation_fraction, 0.0, 1.0)
-        n_val = math.ceil(fraction * x.shape[0])
+        # The fraction as written (repr round-trips it): 0.28 * 25 is 7, though in
+        # floats it is 7.000000000000001, whose ceiling would be 8.
+        n_val = math.ceil(Fraction(repr(fraction)) * x.shape[0])
         if not 0 < n_val < x.shape[0]:
             raise ValueError(
                 f"validation_fraction={validation_fraction!r} of {x.shape[0]} samples leaves "

@@ -86,5 +86,5 @@ class TrainingRun:
             val_loss=self.val_loss[:epochs].copy() if self.has_validation else None,
             val_accuracy=self.val_accuracy[:epochs].copy() if self.has_validation and classification else None,
             best_epoch=best,
-            stopped_early=self.stopped,
+            stopped_early=self.stopped and epochs < self.epochs,
         )

@@ -68,7 +68,8 @@ def check_number(name, value, low, high=math.inf):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r}")
     if not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{name} must be a finite number in [{low:g}, {high:g}], got {value!r}")
+        closing = ")" if high == math.inf else "]"
+        raise ValueError(f"{name} must be a finite number in [{low:g}, {high:g}{closing}, got {value!r}")
     return float(value)
 
 

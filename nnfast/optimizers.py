@@ -19,20 +19,18 @@ __all__ = ["SGD", "Adam", "AdamW"]
 SGD_CODE, ADAM_CODE, ADAMW_CODE = 0, 1, 2
 
 
-def _check_number(name, value, low, high=math.inf, low_open=False):
-    """Return ``value`` as a float in [low, high] (or (low, high] with ``low_open``)."""
-    if type(value) in (float, int):  # the common case, without the slow ABC checks below
+def _check_number(name, value, low, high=math.inf, low_open=False, high_open=False):
+    """Return ``value`` as a float in the interval from ``low`` to ``high``, each end
+    closed unless ``low_open``/``high_open``."""
+    if type(value) in (float, int) or (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))):
         above = value > low if low_open else value >= low
-        if above and value <= high and math.isfinite(value):
+        below = value < high if high_open else value <= high
+        if above and below and math.isfinite(value):
             return float(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    if not math.isfinite(value) or too_low or value > high:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")
-    return value
+        closing = ")" if high_open or high == math.inf else "]"
+        bracket = ("(" if low_open else "[") + f"{low:g}, {high:g}" + closing
+        raise ValueError(f"{name} must be in {bracket}, got {value!r}")
+    raise TypeError(f"{name} must be a number, got {value!r}")
 
 
 class Optimizer:
@@ -107,9 +105,7 @@ class SGD(Optimizer):
     code = SGD_CODE
 
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        self.momentum = _check_number("momentum", momentum, 0.0, 1.0)
-        if self.momentum == 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = _check_number("momentum", momentum, 0.0, 1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
         if nesterov and self.momentum == 0:
@@ -149,9 +145,7 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
-        beta1, beta2 = (_check_number(f"betas[{i}]", b, 0.0, 1.0) for i, b in enumerate(betas))
-        if 1.0 in (beta1, beta2):
-            raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+        beta1, beta2 = (_check_number(f"betas[{i}]", b, 0.0, 1.0, high_open=True) for i, b in enumerate(betas))
         self.betas = (beta1, beta2)
         self.eps = _check_number("eps", eps, 0.0, low_open=True)
         super().__init__(lr, weight_decay)

@@ -12,12 +12,15 @@ import numpy as np
 __all__ = ["Constant", "StepDecay", "ExponentialDecay", "CosineAnnealing"]
 
 
-def _check(name, value, low, high=math.inf, integer=False):
+def _check(name, value, low, high=math.inf, integer=False, low_open=False):
+    """Return ``value`` (an int with ``integer``) if it lies between ``low`` and ``high``."""
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
-    if not (low <= value <= high) or (not integer and not math.isfinite(value)):
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
+    above = value > low if low_open else value >= low
+    if not (above and value <= high) or (not integer and not math.isfinite(value)):
+        closing = ")" if high == math.inf else "]"
+        raise ValueError(f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}{closing}, got {value!r}")
     return int(value) if integer else float(value)
 
 
@@ -53,9 +56,7 @@ class StepDecay(Schedule):
 
     def __init__(self, step_size, gamma=0.1):
         self.step_size = _check("step_size", step_size, 1, integer=True)
-        self.gamma = _check("gamma", gamma, 0.0, 1.0)
-        if self.gamma == 0:
-            raise ValueError("gamma must be in (0, 1], got 0")
+        self.gamma = _check("gamma", gamma, 0.0, 1.0, low_open=True)
 
     def _rates(self, base_lr, epoch):
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -71,9 +72,7 @@ class ExponentialDecay(Schedule):
     """
 
     def __init__(self, gamma):
-        self.gamma = _check("gamma", gamma, 0.0, 1.0)
-        if self.gamma == 0:
-            raise ValueError("gamma must be in (0, 1], got 0")
+        self.gamma = _check("gamma", gamma, 0.0, 1.0, low_open=True)
 
     def _rates(self, base_lr, epoch):
         return base_lr * self.gamma**epoch
