@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
+from scipy.special import expit
 
 import nnfast
 import nnfast.reference
@@ -22,6 +23,13 @@ settings.load_profile(os.environ.get("NNFAST_HYPOTHESIS_PROFILE", "default"))
 NET_CLASSES = [nnfast.Net, nnfast.reference.Net]
 NET_IDS = ["fast", "reference"]
 DTYPES = [np.float64, np.float32]
+
+# The documented options (nnfast._base.BaseNet), spelled out here so that a
+# renamed or dropped option fails the tests instead of silently shrinking them.
+ACTIVATIONS = ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
+LOSSES = ["sse", "mse", "cross_entropy", "binary_cross_entropy"]
+CLASSIFICATION_LOSSES = ["cross_entropy", "binary_cross_entropy"]
+INITS = ["auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "normal"]
 
 # Agreement required between nnfast.Net and nnfast.reference.Net.
 TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
@@ -82,17 +90,30 @@ def assert_close(actual, expected, dtype, what="values"):
     assert error <= tol, f"{what}: relative error {error:.3g} > {tol:g}"
 
 
+def zero_prediction_loss(y, loss):
+    """The loss of predicting all zeros (logits of 0 for the cross-entropy losses): the size of the targets.
+
+    For the cross-entropy losses a lower bound, ``log 2`` per unit of target
+    mass, which is all the scale needs.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if loss == "sse":
+        return np.square(y).sum()
+    if loss == "mse":
+        return np.square(y).mean()
+    return np.log(2.0)
+
+
 def assert_loss_close(actual, expected, y, loss, dtype, what="loss"):
     """Assert two loss values agree within ``TOL[dtype]``, relative to the larger of
     ``expected`` and the loss of predicting zero (the size of the targets).
 
     A loss far below the zero predictor's is the square of a difference that
-    cancels (predictions close to the targets): its relative rounding error
-    is unbounded, but measured against the targets it stays small.
+    cancels (predictions close to the targets), or for the cross-entropy
+    losses a log-sum-exp minus a logit: its relative rounding error is
+    unbounded, but measured against the targets it stays small.
     """
-    y = np.asarray(y, dtype=np.float64)
-    zero_prediction = np.square(y).sum() if loss == "sse" else np.square(y).mean()
-    scale = max(abs(expected), zero_prediction)
+    scale = max(abs(expected), zero_prediction_loss(y, loss))
     error = abs(actual - expected) / scale if scale else abs(actual - expected)
     tol = TOL[np.dtype(dtype)]
     assert error <= tol, f"{what}: {actual} vs {expected}, relative error {error:.3g} > {tol:g}"
@@ -103,65 +124,152 @@ def params_of(net):
     return flat([net.weights, net.biases])
 
 
-def clear_relu_kinks(weights, biases, x, dtype, rng, margin=1e-4):
+def set_flat_params(net, vector):
+    """Assign a flat (weights, then biases) vector, as ``params_of`` returns, through the public setters."""
+    shapes = [w.shape for w in net.weights] + [b.shape for b in net.biases]
+    arrays, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        arrays.append(vector[start : start + size].reshape(shape))
+        start += size
+    assert start == len(vector) == net.n_params
+    n_weights = len(net.weights)
+    net.weights = arrays[:n_weights]
+    net.biases = arrays[n_weights:]
+
+
+def fit_recording(net, x, y, **kwargs):
+    """``net.fit`` with a callback that records the parameters after every epoch.
+
+    Returns ``(history, [params_of(net) after epoch 0, after epoch 1, ...])``.
+    """
+    recorded = []
+
+    def callback(epoch, history):
+        assert epoch == len(recorded), f"callback for epoch {epoch} after {len(recorded)} calls"
+        recorded.append(params_of(net))
+
+    history = net.fit(x, y, callback=callback, **kwargs)
+    return history, recorded
+
+
+def activate(name, z, negative_slope=0.01):
+    """The documented activations, in float64 (a test-side transcription of the docstring)."""
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "leaky_relu":
+        return np.where(z < 0, negative_slope * z, z)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "sigmoid":
+        return expit(z)  # 1 / (1 + exp(-z)) without overflow
+    assert name == "identity", name
+    return z
+
+
+def clear_relu_kinks(weights, biases, x, dtype, rng, margin=1e-4, activations=None, bias=None,
+                     negative_slope=0.01):
     """Redraw hidden units' weights (and biases) until no pre-activation on ``x`` is near zero.
 
     Two correct implementations round differently; a pre-activation within
     rounding distance of 0 can then fall on different sides of the ReLU and
     the gradients legitimately differ (and a finite difference would step
-    over the kink). Here every hidden pre-activation ends up at least
-    ``margin * (|a| @ |W| + |b|)`` away from 0 (plus ``margin`` with biases,
-    which a finite difference shifts by its absolute step): far beyond
-    float32 rounding and a 1e-6 finite-difference step. Exact zeros (a sample
-    with all-zero inputs to a bias-free layer) are computed exactly by both
-    and are left alone. Modifies ``weights`` and ``biases``.
+    over the kink). Here every hidden pre-activation of a (leaky) ReLU layer
+    ends up at least ``margin * (|a| @ |W| + |b|)`` away from 0 (plus
+    ``margin`` with biases, which a finite difference shifts by its absolute
+    step): far beyond float32 rounding and a 1e-6 finite-difference step.
+    Exact zeros (a sample with all-zero inputs to a bias-free layer) are
+    computed exactly by both and are left alone. Layers with a smooth
+    activation have no kink and are left alone.
+
+    ``activations`` lists each hidden layer's activation (default: all
+    ReLU); ``bias`` each layer's bias flag (default: all layers have one if
+    ``biases`` is non-empty, none otherwise), so ``biases`` holds the vectors
+    of the layers that have one, as ``Net.biases`` does. Modifies ``weights``
+    and ``biases``.
     """
+    n_layers = len(weights)
+    if activations is None:
+        activations = ["relu"] * (n_layers - 1)
+    if bias is None:
+        bias = [bool(biases)] * n_layers
+    bias_index = list(np.cumsum(bias) - 1)
     a = np.asarray(x, dtype=dtype).astype(np.float64)
-    for layer in range(len(weights) - 1):
+    for layer in range(n_layers - 1):
+        has_bias = bias[layer]
+        kinked = activations[layer] in ("relu", "leaky_relu")
         for _ in range(100):
             w = weights[layer].astype(dtype).astype(np.float64)
-            b = biases[layer].astype(dtype).astype(np.float64) if biases else np.zeros(w.shape[1])
+            b = biases[bias_index[layer]].astype(dtype).astype(np.float64) if has_bias else np.zeros(w.shape[1])
             z = a @ w + b
+            if not kinked:
+                break
             scale = np.abs(a) @ np.abs(w) + np.abs(b)
-            near = ((np.abs(z) < margin * (scale + bool(biases))) & (scale > 0)).any(axis=0)
+            near = ((np.abs(z) < margin * (scale + has_bias)) & (scale > 0)).any(axis=0)
             if not near.any():
                 break
             fan_in, count = w.shape[0], int(near.sum())
             weights[layer][:, near] = rng.standard_normal((fan_in, count)) * np.sqrt(2 / fan_in)
-            if biases:  # the only way out for a sample whose inputs to the layer are all 0
-                biases[layer][near] = 0.1 * rng.standard_normal(count)
+            if has_bias:  # the only way out for a sample whose inputs to the layer are all 0
+                biases[bias_index[layer]][near] = 0.1 * rng.standard_normal(count)
         else:
             raise RuntimeError("could not move the pre-activations away from the ReLU kink")
-        a = np.maximum(z, 0)
+        a = activate(activations[layer], z, negative_slope)
     return weights
 
 
-def make_pair(layers, *, x=None, seed=0, **kwargs):
-    """Return ``(nnfast.Net, nnfast.reference.Net)`` with identical parameters.
+def make_net(net_class, layers, *, x=None, seed=0, **kwargs):
+    """Return a ``net_class`` net with the parameters ``make_pair`` gives both of its nets.
 
-    Both are built with ``seed``; with ``bias=True`` the biases are set to
+    Built with ``seed``; the biases (of the layers that have one) are set to
     small random values (so the bias paths carry weight). With ``x``, the
-    hidden weights are adjusted so that no pre-activation on ``x`` sits
-    near the ReLU kink (see ``clear_relu_kinks``).
+    hidden weights are adjusted so that no (leaky) ReLU pre-activation on
+    ``x`` sits near the kink (see ``clear_relu_kinks``). Depends only on the
+    arguments, not on ``net_class``.
     """
-    fast = nnfast.Net(layers, seed=seed, **kwargs)
-    ref = nnfast.reference.Net(layers, seed=seed, **kwargs)
+    net = net_class(layers, seed=seed, **kwargs)
     rng = np.random.default_rng([seed, 1])
-    weights = [w.astype(np.float64) for w in fast.weights]
-    biases = [0.1 * rng.standard_normal(b.shape) for b in fast.biases]
+    weights = [w.astype(np.float64) for w in net.weights]
+    biases = [0.1 * rng.standard_normal(b.shape) for b in net.biases]
     if x is not None:
-        clear_relu_kinks(weights, biases, x, fast.dtype, rng)
-    for net in (fast, ref):
-        net.weights = weights
-        net.biases = biases
+        clear_relu_kinks(weights, biases, x, net.dtype, rng, activations=net.activation, bias=net.bias,
+                         negative_slope=net.negative_slope)
+    net.weights = weights
+    net.biases = biases
+    return net
+
+
+def make_pair(layers, *, x=None, seed=0, **kwargs):
+    """Return ``(nnfast.Net, nnfast.reference.Net)`` with identical parameters (see ``make_net``)."""
+    fast = make_net(nnfast.Net, layers, x=x, seed=seed, **kwargs)
+    ref = make_net(nnfast.reference.Net, layers, x=x, seed=seed, **kwargs)
     np.testing.assert_array_equal(params_of(fast), params_of(ref))
     return fast, ref
 
 
-def random_data(rng, n_samples, layers):
-    """Inputs and targets drawn from N(0, 1), shaped for ``layers``."""
+def random_targets(rng, n_samples, n_out, loss="sse", soft=False):
+    """Targets as ``loss`` reads them.
+
+    ``"sse"``/``"mse"``: N(0, 1). ``"cross_entropy"``: class labels ``(n,)``,
+    or with ``soft`` class probabilities ``(n, n_out)`` (rows sum to 1).
+    ``"binary_cross_entropy"``: probabilities in [0, 1], with ``soft`` drawn
+    uniformly, else hard 0/1 labels.
+    """
+    if loss == "cross_entropy":
+        if soft:
+            return rng.dirichlet(np.ones(n_out), n_samples)
+        return rng.integers(0, n_out, n_samples)
+    if loss == "binary_cross_entropy":
+        if soft:
+            return rng.uniform(0, 1, (n_samples, n_out))
+        return rng.integers(0, 2, (n_samples, n_out)).astype(np.float64)
+    return rng.standard_normal((n_samples, n_out))
+
+
+def random_data(rng, n_samples, layers, loss="sse", soft=False):
+    """Inputs drawn from N(0, 1) and targets from ``random_targets``, shaped for ``layers``."""
     x = rng.standard_normal((n_samples, layers[0]))
-    y = rng.standard_normal((n_samples, layers[-1]))
+    y = random_targets(rng, n_samples, layers[-1], loss, soft)
     return x, y
 
 
@@ -192,13 +300,29 @@ def architectures(draw, min_hidden=1, max_hidden=4):
 
 
 @st.composite
-def net_configs(draw, max_hidden=4):
-    """A random architecture with its options, batch size and data seed."""
+def activation_options(draw, n_hidden):
+    """``activation`` as one name or a per-hidden-layer list, and ``negative_slope``."""
+    names = st.sampled_from(ACTIVATIONS)
+    activation = draw(st.one_of(names, st.lists(names, min_size=n_hidden, max_size=n_hidden)))
+    negative_slope = draw(st.sampled_from([0.0, 0.01, 0.2, 1.0, 3.0]))
+    return dict(activation=activation, negative_slope=negative_slope)
+
+
+@st.composite
+def net_configs(draw, max_hidden=4, losses=LOSSES):
+    """A random architecture with its options, targets, batch size and data seed."""
+    layers = draw(architectures(max_hidden=max_hidden))
+    loss = draw(st.sampled_from(losses))
+    if loss == "cross_entropy" and layers[-1] < 2:
+        layers[-1] = draw(st.integers(2, 8))
+    n_layers = len(layers) - 1
     return dict(
-        layers=draw(architectures(max_hidden=max_hidden)),
-        bias=draw(st.booleans()),
-        loss=draw(st.sampled_from(["sse", "mse"])),
+        layers=layers,
+        bias=draw(st.one_of(st.booleans(), st.lists(st.booleans(), min_size=n_layers, max_size=n_layers))),
+        loss=loss,
+        soft_targets=draw(st.booleans()),
         dtype=np.dtype(draw(st.sampled_from(DTYPES))),
         n_samples=draw(st.integers(1, 64)),
         seed=draw(st.integers(0, 2**32 - 1)),
+        **draw(activation_options(n_layers - 1)),
     )

@@ -2,7 +2,7 @@
 
 float64 must agree within 1e-10 and float32 within 1e-4, norm-wise relative
 (see ``tests.conftest.assert_close``), on random architectures on both sides
-of the BLAS threshold.
+of the BLAS threshold, for every activation, loss and optimizer.
 """
 import numpy as np
 import pytest
@@ -13,7 +13,9 @@ import nnfast
 import nnfast.reference
 from nnfast._matmul import blas_min_work
 from tests.conftest import (
+    ACTIVATIONS,
     DTYPES,
+    LOSSES,
     NET_CLASSES,
     NET_IDS,
     TOL,
@@ -29,14 +31,25 @@ from tests.conftest import (
 
 
 def pair_and_data(config):
-    """Build a (fast, reference) pair and N(0, 1) data from a ``net_configs`` draw."""
+    """Build a (fast, reference) pair and N(0, 1) inputs with targets for the loss from a ``net_configs`` draw."""
     rng = np.random.default_rng(config["seed"])
-    x, y = random_data(rng, config["n_samples"], config["layers"])
+    x, y = random_data(rng, config["n_samples"], config["layers"], config["loss"], config["soft_targets"])
     fast, ref = make_pair(
-        config["layers"], x=x, seed=config["seed"], bias=config["bias"],
-        loss=config["loss"], dtype=config["dtype"],
+        config["layers"], x=x, seed=config["seed"], bias=config["bias"], loss=config["loss"],
+        dtype=config["dtype"], activation=config["activation"], negative_slope=config["negative_slope"],
     )
     return fast, ref, x, y
+
+
+# Optimizers for the fit comparisons, as factories of the learning rate and Adam's eps.
+OPTIMIZERS = {
+    "sgd": lambda lr, eps: nnfast.SGD(lr),
+    "momentum": lambda lr, eps: nnfast.SGD(lr, momentum=0.9),
+    "nesterov-weight-decay": lambda lr, eps: nnfast.SGD(lr, momentum=0.5, nesterov=True, weight_decay=0.1),
+    "adam": lambda lr, eps: nnfast.Adam(lr, eps=eps),
+    "adam-weight-decay": lambda lr, eps: nnfast.Adam(lr, betas=(0.8, 0.99), eps=eps, weight_decay=0.1),
+    "adamw": lambda lr, eps: nnfast.AdamW(lr, eps=eps, weight_decay=0.1),
+}
 
 
 def assert_evaluation_agrees(fast, ref, x, y):
@@ -88,18 +101,32 @@ def test_train_step_matches_reference(config):
 
 
 @given(config=net_configs(max_hidden=3), batch_size=st.integers(1, 20),
-       epochs=st.integers(1, 3), shuffle_seed=st.integers(0, 2**63))
-def test_fit_matches_reference(config, batch_size, epochs, shuffle_seed):
-    """A shuffled multi-epoch mini-batch fit gives the same history and parameters."""
+       epochs=st.integers(1, 3), shuffle_seed=st.integers(0, 2**63),
+       optimizer=st.sampled_from(sorted(OPTIMIZERS)))
+def test_fit_matches_reference(config, batch_size, epochs, shuffle_seed, optimizer):
+    """A shuffled multi-epoch mini-batch fit gives the same history and parameters, with every optimizer."""
     fast, ref, x, y = pair_and_data(config)
     dtype = config["dtype"]
     lr = stable_lr(config["layers"], batch_size, config["loss"])
-    kwargs = dict(epochs=epochs, lr=lr, batch_size=batch_size, seed=shuffle_seed)
-    history, ref_history = fast.fit(x, y, **kwargs), ref.fit(x, y, **kwargs)
+    if optimizer.startswith("adam"):
+        lr = 1e-3  # Adam's steps are about lr per parameter, whatever the gradient's scale
+    # Adam divides by sqrt(v) + eps: a gradient entry that is zero up to
+    # rounding becomes an update of order lr * rounding / eps. In float32
+    # (rounding ~1e-7 of the gradient's terms), among the ~1e5 parameters of
+    # a wide random net one entry that small is likely, so eps stays above it.
+    eps = 1e-8 if dtype == np.float64 else 1e-3
+    histories = []
+    for net in (fast, ref):
+        kwargs = dict(epochs=epochs, batch_size=batch_size, seed=shuffle_seed,
+                      optimizer=OPTIMIZERS[optimizer](lr, eps))
+        histories.append(net.fit(x, y, **kwargs))
+    history, ref_history = histories
     assert (history.epochs, history.steps_per_epoch) == (ref_history.epochs, ref_history.steps_per_epoch)
     assert history.loss.dtype == np.float64
     assert_close(history.loss, ref_history.loss, dtype, "history")
+    assert_close(history.epoch_loss, ref_history.epoch_loss, dtype, "epoch losses")
     assert_close(params_of(fast), params_of(ref), dtype, "parameters after fit")
+    assert fast.optimizer.step_count == ref.optimizer.step_count == len(ref_history.loss)
 
 
 FIT_OPTIONS = {
@@ -127,26 +154,33 @@ def test_fit_options_match_reference(options, dtype):
     assert_close(params_of(fast), params_of(ref), dtype, "parameters")
 
 
+EDGE_SHAPES = {
+    "no-hidden-layer": ([4, 2], 9),
+    "no-hidden-layer-1-sample": ([4, 2], 1),
+    "1-sample": ([3, 5, 4, 2], 1),
+    "width-1": ([1, 1, 1], 7),
+    "width-1-1-sample": ([1, 1, 1, 1, 1], 1),
+    "width-1-bottlenecks": ([5, 1, 7, 1, 3], 11),
+    "wide-input": ([300, 1, 2], 3),
+    "wide-hidden": ([2, 300, 300, 3], 40),
+}
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
 @pytest.mark.parametrize(
-    "layers, n_samples",
+    "layers, n_samples, loss",
     [
-        pytest.param([4, 2], 9, id="no-hidden-layer"),
-        pytest.param([4, 2], 1, id="no-hidden-layer-1-sample"),
-        pytest.param([3, 5, 4, 2], 1, id="1-sample"),
-        pytest.param([1, 1, 1], 7, id="width-1"),
-        pytest.param([1, 1, 1, 1, 1], 1, id="width-1-1-sample"),
-        pytest.param([5, 1, 7, 1, 3], 11, id="width-1-bottlenecks"),
-        pytest.param([300, 1, 2], 3, id="wide-input"),
-        pytest.param([2, 300, 300, 3], 40, id="wide-hidden"),
+        pytest.param(layers, n_samples, loss, id=f"{loss}-{name}")
+        for loss in LOSSES
+        for name, (layers, n_samples) in EDGE_SHAPES.items()
+        if not (loss == "cross_entropy" and layers[-1] < 2)  # needs two classes
     ],
 )
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
-@pytest.mark.parametrize("loss", ["sse", "mse"])
 def test_edge_shapes_match_reference(layers, n_samples, dtype, bias, loss):
-    """No hidden layer, single samples and width-1 layers: every operation matches."""
+    """No hidden layer, single samples and width-1 layers: every operation matches, for every loss."""
     rng = np.random.default_rng(len(layers) * 1000 + n_samples)
-    x, y = random_data(rng, n_samples, layers)
+    x, y = random_data(rng, n_samples, layers, loss)
     fast, ref = make_pair(layers, x=x, seed=n_samples, bias=bias, loss=loss, dtype=dtype)
     assert_evaluation_agrees(fast, ref, x, y)
     lr = stable_lr(layers, n_samples, loss)
@@ -154,6 +188,77 @@ def test_edge_shapes_match_reference(layers, n_samples, dtype, bias, loss):
     kwargs = dict(epochs=2, lr=lr, batch_size=2, seed=5)
     assert_close(fast.fit(x, y, **kwargs).loss, ref.fit(x, y, **kwargs).loss, dtype, "history")
     assert_close(params_of(fast), params_of(ref), dtype, "parameters")
+
+
+def assert_everything_agrees(layers, dtype, seed=0, n_samples=12, soft=False, optimizer="sgd", **options):
+    """Evaluation, a train_step and a shuffled 3-epoch mini-batch fit agree, for a net built with ``options``."""
+    loss = options.get("loss", "sse")
+    rng = np.random.default_rng(seed)
+    x, y = random_data(rng, n_samples, layers, loss, soft)
+    fast, ref = make_pair(layers, x=x, seed=seed, dtype=dtype, **options)
+    assert_evaluation_agrees(fast, ref, x, y)
+    lr = stable_lr(layers, n_samples, loss)
+    assert_loss_close(fast.train_step(x, y, lr), ref.train_step(x, y, lr), y, loss, dtype, "train_step")
+    assert_close(params_of(fast), params_of(ref), dtype, "parameters after train_step")
+    if optimizer.startswith("adam"):
+        lr = 1e-2
+    histories = [
+        net.fit(x, y, epochs=3, batch_size=5, seed=seed + 1, optimizer=OPTIMIZERS[optimizer](lr, 1e-8))
+        for net in (fast, ref)
+    ]
+    assert_close(histories[0].loss, histories[1].loss, dtype, "fit history")
+    assert_close(params_of(fast), params_of(ref), dtype, "parameters after fit")
+    # The fit moved the parameters: the comparison was not of two untouched nets.
+    assert not np.array_equal(params_of(ref), params_of(make_pair(layers, x=x, seed=seed, dtype=dtype, **options)[1]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_and_loss_matches_reference(activation, loss, dtype):
+    """predict, forward, loss, gradients, train_step and a mini-batch fit, for each activation x loss."""
+    assert_everything_agrees([4, 7, 5, 3], dtype, activation=activation, loss=loss, negative_slope=0.1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("loss, soft", [("cross_entropy", True), ("binary_cross_entropy", False)],
+                         ids=["cross-entropy-probabilities", "binary-cross-entropy-hard-labels"])
+def test_other_classification_targets_match_reference(loss, soft, dtype):
+    """Class probabilities for cross_entropy and 0/1 targets for binary_cross_entropy."""
+    assert_everything_agrees([4, 6, 3], dtype, loss=loss, soft=soft, activation="tanh")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("negative_slope", [0.0, 0.01, 0.3, 1.0, 2.5])
+def test_leaky_relu_slopes_match_reference(negative_slope, dtype):
+    """leaky_relu with slope 0 (a ReLU), small, 1 (the identity) and above 1."""
+    assert_everything_agrees([3, 8, 6, 2], dtype, activation="leaky_relu", negative_slope=negative_slope, seed=3)
+
+
+PER_LAYER = {
+    "activations": dict(activation=["tanh", "relu", "sigmoid"]),
+    "activations-and-slope": dict(activation=["leaky_relu", "identity", "leaky_relu"], negative_slope=0.2),
+    "bias-first-only": dict(bias=[True, False, False, False]),
+    "bias-last-only": dict(bias=[False, False, False, True], activation="tanh"),
+    "bias-alternating": dict(bias=[False, True, False, True], activation=["relu", "sigmoid", "leaky_relu"]),
+    "everything": dict(activation=["sigmoid", "leaky_relu", "tanh"], bias=[True, False, True, False],
+                       loss="cross_entropy", negative_slope=0.05),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("options", PER_LAYER.values(), ids=PER_LAYER.keys())
+def test_per_layer_activations_and_biases_match_reference(options, dtype):
+    """Per-hidden-layer activation lists and per-layer bias lists."""
+    assert_everything_agrees([5, 6, 4, 7, 3], dtype, seed=2, **options)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.keys())
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_optimizer_matches_reference(optimizer, loss, dtype):
+    """Each optimizer's mini-batch fit, for each loss."""
+    assert_everything_agrees([4, 9, 3], dtype, seed=5, loss=loss, activation="tanh", optimizer=optimizer)
 
 
 def threshold_shapes():
@@ -214,12 +319,13 @@ def test_same_seed_same_initialization_in_both_classes_and_dtypes(net_class):
 
 @pytest.mark.parametrize("net_class", NET_CLASSES, ids=NET_IDS)
 def test_initialization_scales(net_class):
-    """Hidden weights are N(0, 2/fan_in), output weights N(0, 1/fan_in), biases zero."""
+    """The default init ("auto"): weights before a ReLU are He normal N(0, 2/fan_in), the
+    output layer's Glorot normal N(0, 2/(fan_in + fan_out)); biases zero."""
     net = net_class([400, 300, 200], seed=0)
     hidden, output = net.weights
     assert abs(hidden.mean()) < 0.01 * np.sqrt(2 / 400)
     assert abs(hidden.std() / np.sqrt(2 / 400) - 1) < 0.01
-    assert abs(output.std() / np.sqrt(1 / 300) - 1) < 0.01
+    assert abs(output.std() / np.sqrt(2 / (300 + 200)) - 1) < 0.01
     assert all(np.array_equal(b, np.zeros_like(b)) for b in net.biases)
     assert net.n_params == 400 * 300 + 300 + 300 * 200 + 200
 

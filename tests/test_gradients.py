@@ -4,21 +4,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import flat, make_pair, params_of, rel_error
-
-
-def set_flat_params(net, vector):
-    """Assign a flat (weights, then biases) vector through the public setters."""
-    shapes = [w.shape for w in net.weights] + [b.shape for b in net.biases]
-    arrays, start = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        arrays.append(vector[start : start + size].reshape(shape))
-        start += size
-    assert start == len(vector) == net.n_params
-    n_weights = len(net.weights)
-    net.weights = arrays[:n_weights]
-    net.biases = arrays[n_weights:]
+import nnfast.reference
+from tests.conftest import (
+    ACTIVATIONS,
+    LOSSES,
+    NET_CLASSES,
+    NET_IDS,
+    activation_options,
+    flat,
+    make_net,
+    params_of,
+    random_data,
+    rel_error,
+    set_flat_params,
+)
 
 
 def central_differences(net, x, y, eps=1e-6):
@@ -38,31 +37,96 @@ def central_differences(net, x, y, eps=1e-6):
     return grad
 
 
-@given(layers=st.lists(st.integers(1, 6), min_size=2, max_size=4), n_samples=st.integers(1, 6),
-       bias=st.booleans(), loss=st.sampled_from(["sse", "mse"]), seed=st.integers(0, 2**32 - 1))
-def test_gradients_match_central_differences(layers, n_samples, bias, loss, seed):
-    """Both nets' float64 gradients equal the central-difference gradient of their loss.
+def assert_gradients_match_central_differences(net, x, y):
+    """The net's float64 gradient equals the central-difference gradient of its loss.
 
-    Inputs are random and pre-activations are kept away from the ReLU kink,
-    where the loss is not differentiable. Within one linear region the loss
-    is quadratic in each single parameter, so central differences are exact
-    up to rounding (~1e-16 * loss / eps).
+    Pre-activations must be away from the (leaky) ReLU kink, where the loss
+    is not differentiable (``make_net`` with ``x`` sees to it). Within one
+    linear region the loss is quadratic in each single weight for sse/mse,
+    so central differences are exact up to rounding (~1e-16 * loss / eps);
+    for the smooth activations and the cross-entropy losses the truncation
+    error is ~eps**2 times a third derivative, far below 1e-6 as well.
     """
+    numeric = central_differences(net, x, y)
+    assert np.abs(numeric).max() > 0  # a zero gradient would make the check vacuous
+    analytic = flat(net.gradients(x, y))
+    assert rel_error(analytic, numeric) < 1e-6, rel_error(analytic, numeric)
+
+
+@pytest.mark.parametrize("net_class", NET_CLASSES, ids=NET_IDS)
+@given(layers=st.lists(st.integers(1, 6), min_size=2, max_size=4), n_samples=st.integers(1, 6),
+       bias=st.booleans(), loss=st.sampled_from(LOSSES), soft=st.booleans(), seed=st.integers(0, 2**32 - 1),
+       data=st.data())
+def test_gradients_match_central_differences(net_class, layers, n_samples, bias, loss, soft, seed, data):
+    """float64 gradients equal the central-difference gradient of the loss, for random
+    architectures, activations (one or per layer), slopes, losses and targets.
+
+    Inputs are random and pre-activations are kept away from the ReLU kink.
+    """
+    if loss == "cross_entropy":
+        layers = layers[:-1] + [max(layers[-1], 2)]
+    options = data.draw(activation_options(len(layers) - 2))
     rng = np.random.default_rng(seed)
-    x, y = rng.standard_normal((n_samples, layers[0])), rng.standard_normal((n_samples, layers[-1]))
-    fast, ref = make_pair(layers, x=x, seed=seed, bias=bias, loss=loss)
-    numeric = central_differences(ref, x, y)
-    assert rel_error(flat(ref.gradients(x, y)), numeric) < 1e-6
-    assert rel_error(flat(fast.gradients(x, y)), numeric) < 1e-6
+    x, y = random_data(rng, n_samples, layers, loss, soft)
+    net = make_net(net_class, layers, x=x, seed=seed, bias=bias, loss=loss, **options)
+    before = params_of(net)
+    numeric = central_differences(net, x, y)
+    assert rel_error(flat(net.gradients(x, y)), numeric) < 1e-6
     # The perturbations went through the setters and were undone exactly.
-    np.testing.assert_array_equal(params_of(ref), params_of(fast))
+    np.testing.assert_array_equal(params_of(net), before)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_and_loss_matches_central_differences(net_class, activation, loss):
+    """Each activation x loss: the gradient is the central-difference gradient, on a two-hidden-layer net."""
+    layers = [3, 5, 4, 3]
+    x, y = random_data(np.random.default_rng(1), 6, layers, loss)
+    net = make_net(net_class, layers, x=x, seed=4, activation=activation, loss=loss, negative_slope=0.1)
+    assert_gradients_match_central_differences(net, x, y)
+
+
+@pytest.mark.parametrize("options", [
+    dict(activation=["tanh", "leaky_relu", "sigmoid"], negative_slope=0.3, bias=[True, False, True, False]),
+    dict(activation=["identity", "relu", "tanh"], bias=[False, False, True, True], loss="cross_entropy"),
+    dict(activation=["sigmoid", "sigmoid", "leaky_relu"], negative_slope=0.0, bias=[False, True, False, True],
+         loss="binary_cross_entropy"),
+    dict(activation="leaky_relu", negative_slope=2.0, loss="mse"),
+], ids=["mixed-sse", "mixed-cross-entropy", "mixed-binary-cross-entropy", "steep-leaky-mse"])
+def test_per_layer_options_match_central_differences(net_class, options):
+    """Per-hidden-layer activations and per-layer biases: the gradient of every parameter that exists."""
+    layers = [4, 5, 3, 4, 2]
+    x, y = random_data(np.random.default_rng(2), 7, layers, options.get("loss", "sse"))
+    net = make_net(net_class, layers, x=x, seed=6, **options)
+    assert len(net.biases) == sum(net.bias)
+    assert_gradients_match_central_differences(net, x, y)
+
+
+@pytest.mark.parametrize("loss, soft", [("cross_entropy", True), ("binary_cross_entropy", True)],
+                         ids=["cross-entropy-probabilities", "binary-cross-entropy-soft"])
+def test_soft_targets_match_central_differences(net_class, loss, soft):
+    """Class probabilities (cross_entropy) and soft targets in (0, 1) (binary_cross_entropy)."""
+    layers = [3, 6, 4]
+    x, y = random_data(np.random.default_rng(3), 5, layers, loss, soft)
+    assert_gradients_match_central_differences(make_net(net_class, layers, x=x, seed=7, loss=loss), x, y)
+
+
+def test_cross_entropy_with_unnormalized_probabilities_matches_central_differences(net_class):
+    """Rows of target probabilities that do not sum to 1 are still differentiated right
+    (the loss is linear in the targets: sum_k y_k * (logsumexp - z_k))."""
+    layers = [3, 4, 3]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 3))
+    y = rng.uniform(0, 1, (5, 3))  # rows sum to anything in (0, 3)
+    net = make_net(net_class, layers, x=x, seed=8, loss="cross_entropy", activation="tanh")
+    assert_gradients_match_central_differences(net, x, y)
 
 
 def test_central_differences_detect_a_wrong_gradient():
     """The check above is sensitive: scaling one gradient entry by 1.01 is caught."""
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
-    _, ref = make_pair([3, 4, 2], x=x, seed=1)
+    ref = make_net(nnfast.reference.Net, [3, 4, 2], x=x, seed=1)
     numeric = central_differences(ref, x, y)
     analytic = flat(ref.gradients(x, y))
     assert rel_error(analytic, numeric) < 1e-6

@@ -160,14 +160,38 @@ def test_valid_calls_leave_user_arrays_unchanged(net_class, dtype):
 
 
 def test_parameter_properties(net_class):
-    """layers, dtype, n_params, bias, loss_name and activation describe the net."""
+    """layers, dtype, n_params, bias, loss_name, activation and negative_slope describe the net;
+    bias and activation are per-layer lists."""
     net = net_class((3, 4, 2), bias=False, loss="mse", dtype="float32", seed=0)
     assert net.layers == (3, 4, 2)
     assert net.dtype == np.dtype(np.float32)
     assert net.n_params == 3 * 4 + 4 * 2
-    assert (net.bias, net.loss_name, net.activation) == (False, "mse", "relu")
+    assert (net.bias, net.loss_name, net.activation) == ([False, False], "mse", ["relu"])
+    assert net.negative_slope == 0.01
     assert net_class(np.array([3, 4, 2])).n_params == 3 * 4 + 4 + 4 * 2 + 2
     assert net.biases == []
+    assert net.optimizer is None
+
+
+def test_per_layer_properties(net_class):
+    """Per-layer activation and bias lists are kept as given; biases lists the layers that have one."""
+    net = net_class([3, 4, 5, 2], activation=("tanh", "leaky_relu"), negative_slope=0.25,
+                    bias=[False, True, False], seed=0)
+    assert net.activation == ["tanh", "leaky_relu"] and net.negative_slope == 0.25
+    assert net.bias == [False, True, False]
+    assert [b.shape for b in net.biases] == [(5,)]
+    assert net.n_params == 3 * 4 + 4 * 5 + 5 + 5 * 2
+    weight_grads, bias_grads = net.gradients(np.ones((2, 3)), np.zeros((2, 2)))
+    assert [g.shape for g in bias_grads] == [(5,)]
+    # One name (or flag) stands for every layer; a net without hidden layers has no activations.
+    assert net_class([3, 4, 5, 2], activation="sigmoid").activation == ["sigmoid", "sigmoid"]
+    assert net_class([3, 4, 5, 2], bias=True).bias == [True, True, True]
+    assert net_class([3, 2], activation=[]).activation == []
+    assert net_class([3, 2]).activation == []
+    # The lists are copies: changing them does not change the net.
+    net.activation.append("relu")
+    net.bias[0] = True
+    assert net.activation == ["tanh", "leaky_relu"] and net.bias == [False, True, False]
 
 
 # -- bad inputs ----------------------------------------------------------------
@@ -227,10 +251,38 @@ BAD_CALLS = [
     ("layers-bool", lambda c, d: c([3, True]), TypeError, r"^layers must be .*got \[3, True\]"),
     ("layers-too-wide", lambda c, d: c([3, 2**31]),
      ValueError, r"^layer sizes must be at most 2147483647, got 2147483648"),
-    ("loss-unknown", lambda c, d: c(LAYERS, loss="mae"), ValueError, r"^loss must be one of 'sse', 'mse', got 'mae'"),
+    ("loss-unknown", lambda c, d: c(LAYERS, loss="mae"), ValueError,
+     r"^loss must be one of 'sse', 'mse', 'cross_entropy', 'binary_cross_entropy', got 'mae'"),
     ("loss-none", lambda c, d: c(LAYERS, loss=None), ValueError, r"^loss must be one of"),
-    ("activation-unknown", lambda c, d: c(LAYERS, activation="tanh"), ValueError,
-     r"^activation must be one of 'relu', got 'tanh'"),
+    ("loss-cross-entropy-one-output", lambda c, d: c([3, 1], loss="cross_entropy"), ValueError,
+     r"^loss='cross_entropy' needs at least 2 outputs"),
+    ("activation-unknown", lambda c, d: c(LAYERS, activation="softplus"), ValueError,
+     r"^activation must be one of 'relu', 'leaky_relu', 'tanh', 'sigmoid', 'identity', got 'softplus'"),
+    ("activation-case", lambda c, d: c(LAYERS, activation="ReLU"), ValueError,
+     r"^activation must be one of .*got 'ReLU'"),
+    ("activation-none", lambda c, d: c(LAYERS, activation=None), ValueError, r"^activation must be one of"),
+    ("activation-list-too-long", lambda c, d: c(LAYERS, activation=["relu", "tanh"]), ValueError,
+     r"^activation must be one value or a list of 1, got 2"),
+    ("activation-list-too-short", lambda c, d: c([3, 4, 4, 2], activation=["relu"]), ValueError,
+     r"^activation must be one value or a list of 2, got 1"),
+    ("activation-list-item", lambda c, d: c([3, 4, 4, 2], activation=["relu", "gelu"]), ValueError,
+     r"^activation\[1\] must be one of .*got 'gelu'"),
+    ("negative-slope-negative", lambda c, d: c(LAYERS, activation="leaky_relu", negative_slope=-0.1), ValueError,
+     r"^negative_slope must be a finite number in \[0, inf\), got -0.1"),
+    ("negative-slope-nan", lambda c, d: c(LAYERS, negative_slope=float("nan")), ValueError,
+     r"^negative_slope must be a finite number"),
+    ("negative-slope-str", lambda c, d: c(LAYERS, negative_slope="0.1"), TypeError,
+     r"^negative_slope must be a number, got '0.1'"),
+    ("bias-list-too-short", lambda c, d: c(LAYERS, bias=[True]), ValueError,
+     r"^bias must be one value or a list of 2, got 1"),
+    ("bias-list-item", lambda c, d: c(LAYERS, bias=[True, 1]), TypeError, r"^bias\[1\] must be True or False, got 1"),
+    ("init-unknown", lambda c, d: c(LAYERS, init="xavier"), ValueError,
+     r"^init must be one of 'auto', 'he_normal', 'he_uniform', 'glorot_normal', 'glorot_uniform', 'normal', "
+     r"got 'xavier'"),
+    ("init-std-negative", lambda c, d: c(LAYERS, init="normal", init_std=-1.0), ValueError,
+     r"^init_std must be a finite number in \[0, inf\), got -1.0"),
+    ("init-std-inf", lambda c, d: c(LAYERS, init="normal", init_std=float("inf")), ValueError, r"^init_std must be"),
+    ("init-std-str", lambda c, d: c(LAYERS, init_std="big"), TypeError, r"^init_std must be a number"),
     ("dtype-int32-name", lambda c, d: c(LAYERS, dtype="int32"),
      TypeError, r"^dtype must be float32 or float64, got 'int32'"),
     ("dtype-int64", lambda c, d: c(LAYERS, dtype=np.int64), TypeError, r"^dtype must be float32 or float64"),

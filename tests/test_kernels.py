@@ -15,7 +15,7 @@ from nnfast._checks import first_non_finite
 from nnfast._matmul import blas_min_work, matmul_into
 from tests.conftest import assert_close
 
-KERNEL_MODULES = ["_matmul", "_dense", "_sgd", "_shuffle", "_fit", "_checks"]
+KERNEL_MODULES = ["_matmul", "_dense", "_optim", "_shuffle", "_fit", "_checks"]
 METHODS = ["loops", "blas", "auto"]
 
 # (m, n, k) for out (m, n) = op(a) (m, k) @ op(b) (k, n): single rows and columns, odd sizes,
@@ -180,26 +180,31 @@ def test_matmul_into_rejects_unknown_method_and_empty_operands():
 
 
 def test_fit_kernel_rejects_batch_size_zero():
-    """nnfast._fit.fit's own check (batch_size >= 1) raises ValueError instead of dividing by zero.
+    """nnfast._fit.run_epochs's own check (batch_size >= 1) raises ValueError instead of dividing by zero.
 
-    Calls the private entry point the way nnfast.Net._fit does, in a child process.
+    Calls the private entry point the way nnfast.Net._run_epochs does, in a child process.
     """
     result = run_child("""
         import numpy as np
         import nnfast
         from nnfast import _fit
+        from nnfast._training import TrainingRun
         net = nnfast.Net([3, 4, 2], seed=0)
         layout = net._layout
         x, y = np.ones((5, 3)), np.ones((5, 2))
+        optimizer = nnfast.SGD(0.1)
+        optimizer._bind(net.n_params, net.dtype)
+        run = TrainingRun(5, net.n_params, net.dtype, 1, 1, False, 0, optimizer, np.full(1, 0.1), False,
+                          False, 1, 0.0)
+        run.batch_size = 0
         try:
-            _fit.fit(layout.table, False, net._params, x, y, 1, 0.1, 0, False, 0,
-                     np.empty(layout.workspace_length(5)), np.empty((1, 3)), np.empty((1, 2)),
-                     np.arange(5, dtype=np.intp), np.empty(5))
+            _fit.run_epochs(layout.table, 0, 0.01, net._params, x, y, None, None,
+                            np.empty(layout.workspace_length(5)), np.empty((1, 3)), np.empty((1, 2)), run, 1)
         except ValueError as error:
             print("ValueError:", error)
     """)
     assert result.returncode == 0, f"the child process died (return code {result.returncode}): {result.stderr}"
-    assert result.stdout.startswith("ValueError:"), result.stdout
+    assert result.stdout.startswith("ValueError:") and "batch_size=0" in result.stdout, result.stdout + result.stderr
 
 
 # -- first_non_finite ---------------------------------------------------------------------
