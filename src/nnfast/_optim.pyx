@@ -33,47 +33,97 @@ cdef int optimizer_update(const Hyperparameters* hyper, long long step, double l
     ``first``/``second`` are the moment buffers (SGD's momentum is
     ``first``; unused buffers may be NULL). Returns STEP_OK, or
     UPDATE_NOT_FINITE with ``params`` and the buffers untouched, so a
-    diverging fit keeps the last finite parameters.
+    diverging fit keeps the last finite parameters: a first pass only
+    checks, the second writes (a half-applied update could not be undone).
     """
+    if hyper.code == ADAM or hyper.code == ADAMW:
+        if not adam_update(hyper, step, lr, n, grad, params, first, second, False):
+            return UPDATE_NOT_FINITE
+        adam_update(hyper, step, lr, n, grad, params, first, second, True)
+    elif hyper.momentum != 0 or hyper.weight_decay != 0:
+        if not sgd_update(hyper, lr, n, grad, params, first, False):
+            return UPDATE_NOT_FINITE
+        sgd_update(hyper, lr, n, grad, params, first, True)
+    else:
+        if not plain_sgd_update(lr, n, grad, params, False):
+            return UPDATE_NOT_FINITE
+        plain_sgd_update(lr, n, grad, params, True)
+    return STEP_OK
+
+
+# Each update below is one branch-free loop per pass, so that the compiler
+# vectorizes it: with apply false it only checks (returning whether every
+# updated parameter is finite), with apply true it writes.
+
+cdef bint plain_sgd_update(double lr, Py_ssize_t n, const floating* grad, floating* params,
+                           bint apply) noexcept nogil:
+    """p = p - lr * g."""
     cdef Py_ssize_t i
-    cdef int apply
-    cdef bint adam = hyper.code == ADAM or hyper.code == ADAMW
-    cdef floating rate = lr
-    cdef floating shrink = 1 - lr * hyper.weight_decay
-    cdef floating decay = hyper.weight_decay
-    cdef floating momentum = hyper.momentum
+    cdef floating rate = lr, p
+    cdef int bad = 0
+    if apply:
+        for i in range(n):
+            params[i] = params[i] - rate * grad[i]
+        return True
+    for i in range(n):
+        p = params[i] - rate * grad[i]
+        bad |= p - p != 0  # x - x is 0 for finite x, NaN otherwise
+    return not bad
+
+
+cdef bint sgd_update(const Hyperparameters* hyper, double lr, Py_ssize_t n, const floating* grad,
+                     floating* params, floating* first, bint apply) noexcept nogil:
+    """g = g + wd p; b = momentum b + g; g = g + momentum b (Nesterov) or b; p = p - lr g."""
+    cdef Py_ssize_t i
+    cdef floating rate = lr, decay = hyper.weight_decay, momentum = hyper.momentum
+    cdef floating g, b, p
+    cdef bint nesterov = hyper.nesterov, has_momentum = hyper.momentum != 0
+    cdef int bad = 0
+    for i in range(n):
+        g = grad[i] + decay * params[i] if decay != 0 else grad[i]
+        if has_momentum:
+            b = momentum * first[i] + g
+            g = g + momentum * b if nesterov else b
+            if apply:
+                first[i] = b
+        p = params[i] - rate * g
+        if apply:
+            params[i] = p
+        bad |= p - p != 0
+    return not bad
+
+
+cdef bint adam_update(const Hyperparameters* hyper, long long step, double lr, Py_ssize_t n,
+                      const floating* grad, floating* params, floating* first, floating* second,
+                      bint apply) noexcept nogil:
+    """Adam (L2 weight decay) or AdamW (decoupled): see nnfast/optimizers.py."""
+    cdef Py_ssize_t i
+    cdef bint decoupled = hyper.code == ADAMW
+    # Multiplying by 1 and adding 0 * p are exact, so one loop body serves
+    # both (and stays free of branches).
+    cdef floating shrink = 1 - lr * hyper.weight_decay if decoupled else 1
+    cdef floating decay = 0 if decoupled else hyper.weight_decay
     cdef floating beta1 = hyper.beta1, beta2 = hyper.beta2, eps = hyper.eps
     cdef floating keep1 = 1 - hyper.beta1, keep2 = 1 - hyper.beta2
-    cdef floating step_size = 0, correction2 = 1
+    cdef floating step_size = lr / (1 - pow(hyper.beta1, step))
+    cdef floating correction2 = sqrt(1 - pow(hyper.beta2, step))
     cdef floating g, p, m, v
-    if adam:
-        step_size = lr / (1 - pow(hyper.beta1, step))
-        correction2 = sqrt(1 - pow(hyper.beta2, step))
-    # Pass 0 only checks, pass 1 writes: a half-applied update could not be undone.
-    for apply in range(2):
+    cdef int bad = 0
+    if apply:
         for i in range(n):
-            g = grad[i]
-            p = params[i]
-            if hyper.code == ADAMW:
-                p = p * shrink
-            elif hyper.weight_decay != 0:
-                g = g + decay * p
-            if adam:
-                m = beta1 * first[i] + keep1 * g
-                v = beta2 * second[i] + keep2 * g * g
-                p = p - step_size * (m / (<floating>sqrt(v) / correction2 + eps))
-                if apply:
-                    first[i] = m
-                    second[i] = v
-            else:
-                if hyper.momentum != 0:
-                    m = momentum * first[i] + g
-                    g = g + momentum * m if hyper.nesterov else m
-                    if apply:
-                        first[i] = m
-                p = p - rate * g
-            if apply:
-                params[i] = p
-            elif p - p != 0:
-                return UPDATE_NOT_FINITE
-    return STEP_OK
+            p = params[i] * shrink
+            g = grad[i] + decay * p
+            m = beta1 * first[i] + keep1 * g
+            v = beta2 * second[i] + keep2 * g * g
+            first[i] = m
+            second[i] = v
+            params[i] = p - step_size * (m / (<floating>sqrt(v) / correction2 + eps))
+        return True
+    for i in range(n):
+        p = params[i] * shrink
+        g = grad[i] + decay * p
+        m = beta1 * first[i] + keep1 * g
+        v = beta2 * second[i] + keep2 * g * g
+        p = p - step_size * (m / (<floating>sqrt(v) / correction2 + eps))
+        bad |= p - p != 0
+    return not bad
