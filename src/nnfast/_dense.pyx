@@ -92,18 +92,24 @@ cdef void activation_forward(int kind, floating slope, Py_ssize_t n, floating* v
     cdef Py_ssize_t i
     cdef floating z, a
     cdef bint keep = derivative != NULL
-    if kind == RELU:
+    if kind == RELU and keep:
+        for i in range(n):
+            z = values[i]
+            derivative[i] = 0 if z < 0 else 1
+            values[i] = 0 if z < 0 else z
+    elif kind == RELU:
         for i in range(n):
             z = values[i]
             values[i] = 0 if z < 0 else z
-            if keep:
-                derivative[i] = 0 if z < 0 else 1
+    elif kind == LEAKY_RELU and keep:
+        for i in range(n):
+            z = values[i]
+            derivative[i] = slope if z < 0 else 1
+            values[i] = slope * z if z < 0 else z
     elif kind == LEAKY_RELU:
         for i in range(n):
             z = values[i]
             values[i] = slope * z if z < 0 else z
-            if keep:
-                derivative[i] = slope if z < 0 else 1
     elif kind == TANH:
         for i in range(n):
             a = tanh(values[i])
