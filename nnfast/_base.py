@@ -503,12 +503,11 @@ class BaseNet:
             self._params[...] = run.best_params
         return run.history(classification)
 
-    @staticmethod
-    def _print_epoch(run, epoch, elapsed):
+    def _print_epoch(self, run, epoch, elapsed):
         line = f"epoch {epoch + 1}/{run.epochs}  loss {run.epoch_loss[epoch]:.6g}"
         if run.has_validation:
             line += f"  val_loss {run.val_loss[epoch]:.6g}"
-            if not np.isnan(run.val_accuracy[epoch]):
+            if self._loss_name in CLASSIFICATION_LOSSES:
                 line += f"  val_accuracy {run.val_accuracy[epoch]:.4f}"
         print(f"{line}  {elapsed:.3f}s", flush=True)
 

@@ -62,7 +62,7 @@ class TrainingRun:
         self.step_loss = np.empty(epochs * self.steps_per_epoch)
         self.epoch_loss = np.empty(epochs)
         self.val_loss = np.empty(epochs if has_validation else 0)
-        self.val_accuracy = np.full(epochs if has_validation else 0, np.nan)
+        self.val_accuracy = np.empty(epochs if has_validation else 0)  # written for classification
         self.has_validation = has_validation
         self.early_stopping = early_stopping
         self.patience = patience

@@ -4,7 +4,9 @@ An optimizer is a small object holding its hyper-parameters and, once it
 has been used, its state (a step count and moment buffers shaped like the
 net's flat parameter vector). Pass one to ``Net.fit(optimizer=...)``: the
 net keeps it, so later ``fit`` and ``partial_fit`` calls continue with the
-same state; ``reset()`` forgets the state. The update formulas below are
+same state; ``reset()`` forgets the state. An optimizer belongs to one net:
+passed to a second net of the same size it would carry the first one's
+state over (give each net its own). The update formulas below are
 those of PyTorch's documentation; ``nnfast.reference`` implements them in
 NumPy and the compiled loop identically.
 """

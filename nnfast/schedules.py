@@ -39,8 +39,8 @@ class Schedule:
 class Constant(Schedule):
     """The base learning rate in every epoch."""
 
-    def _rates(self, base_lr, epoch):
-        return np.full(epoch.shape, base_lr)
+    def learning_rates(self, base_lr, epochs):
+        return np.full(epochs, float(base_lr))
 
 
 class StepDecay(Schedule):
