@@ -73,6 +73,23 @@ def check_number(name, value, low, high=math.inf):
     return float(value)
 
 
+def check_in_interval(name, value, low, high=math.inf, *, low_open=False, high_open=False, integer=False):
+    """Return ``value`` (a float, or an int with ``integer``) if it lies in the interval
+    from ``low`` to ``high``, each end closed unless ``low_open``/``high_open``; an
+    infinite end is always open."""
+    plain = type(value) is int or (type(value) is float and not integer)
+    kind = numbers.Integral if integer else numbers.Real
+    # The ABC checks are slow; plain ints and floats, the usual case, skip them.
+    if not plain and (isinstance(value, (bool, np.bool_)) or not isinstance(value, kind)):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below and (integer or math.isfinite(value))):
+        closing = ")" if high_open or high == math.inf else "]"
+        raise ValueError(f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}{closing}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
 def check_dtype(dtype):
     """Return ``dtype`` as ``np.dtype('float32')`` or ``np.dtype('float64')``."""
     message = f"dtype must be float32 or float64, got {dtype!r}"

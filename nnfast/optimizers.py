@@ -10,29 +10,14 @@ state over (give each net its own). The update formulas below are
 those of PyTorch's documentation; ``nnfast.reference`` implements them in
 NumPy and the compiled loop identically.
 """
-import math
-import numbers
-
 import numpy as np
+
+from nnfast._validation import check_in_interval
 
 __all__ = ["SGD", "Adam", "AdamW"]
 
 # Codes the compiled kernels read; src/nnfast/_optim.pyx holds the same.
 SGD_CODE, ADAM_CODE, ADAMW_CODE = 0, 1, 2
-
-
-def _check_number(name, value, low, high=math.inf, low_open=False, high_open=False):
-    """Return ``value`` as a float in the interval from ``low`` to ``high``, each end
-    closed unless ``low_open``/``high_open``."""
-    if type(value) in (float, int) or (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))):
-        above = value > low if low_open else value >= low
-        below = value < high if high_open else value <= high
-        if above and below and math.isfinite(value):
-            return float(value)
-        closing = ")" if high_open or high == math.inf else "]"
-        bracket = ("(" if low_open else "[") + f"{low:g}, {high:g}" + closing
-        raise ValueError(f"{name} must be in {bracket}, got {value!r}")
-    raise TypeError(f"{name} must be a number, got {value!r}")
 
 
 class Optimizer:
@@ -53,8 +38,8 @@ class Optimizer:
     code = None
 
     def __init__(self, lr, weight_decay):
-        self.lr = _check_number("lr", lr, 0.0, low_open=True)
-        self.weight_decay = _check_number("weight_decay", weight_decay, 0.0)
+        self.lr = check_in_interval("lr", lr, 0.0, low_open=True)
+        self.weight_decay = check_in_interval("weight_decay", weight_decay, 0.0)
         self.reset()
 
     def reset(self):
@@ -107,7 +92,7 @@ class SGD(Optimizer):
     code = SGD_CODE
 
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        self.momentum = _check_number("momentum", momentum, 0.0, 1.0, high_open=True)
+        self.momentum = check_in_interval("momentum", momentum, 0.0, 1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
         if nesterov and self.momentum == 0:
@@ -147,9 +132,9 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
-        beta1, beta2 = (_check_number(f"betas[{i}]", b, 0.0, 1.0, high_open=True) for i, b in enumerate(betas))
+        beta1, beta2 = (check_in_interval(f"betas[{i}]", b, 0.0, 1.0, high_open=True) for i, b in enumerate(betas))
         self.betas = (beta1, beta2)
-        self.eps = _check_number("eps", eps, 0.0, low_open=True)
+        self.eps = check_in_interval("eps", eps, 0.0, low_open=True)
         super().__init__(lr, weight_decay)
 
     def _fields(self):

@@ -4,24 +4,11 @@ A schedule turns the optimizer's base learning rate into one learning rate
 per epoch of a ``fit`` call; epochs count from 0 in every call. The values
 are computed here, once, and the compiled loop reads them.
 """
-import math
-import numbers
-
 import numpy as np
 
+from nnfast._validation import check_in_interval
+
 __all__ = ["Constant", "StepDecay", "ExponentialDecay", "CosineAnnealing"]
-
-
-def _check(name, value, low, high=math.inf, integer=False, low_open=False):
-    """Return ``value`` (an int with ``integer``) if it lies between ``low`` and ``high``."""
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
-        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
-    above = value > low if low_open else value >= low
-    if not (above and value <= high) or (not integer and not math.isfinite(value)):
-        closing = ")" if high == math.inf else "]"
-        raise ValueError(f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}{closing}, got {value!r}")
-    return int(value) if integer else float(value)
 
 
 class Schedule:
@@ -55,8 +42,8 @@ class StepDecay(Schedule):
     """
 
     def __init__(self, step_size, gamma=0.1):
-        self.step_size = _check("step_size", step_size, 1, integer=True)
-        self.gamma = _check("gamma", gamma, 0.0, 1.0, low_open=True)
+        self.step_size = check_in_interval("step_size", step_size, 1, integer=True)
+        self.gamma = check_in_interval("gamma", gamma, 0.0, 1.0, low_open=True)
 
     def _rates(self, base_lr, epoch):
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -72,7 +59,7 @@ class ExponentialDecay(Schedule):
     """
 
     def __init__(self, gamma):
-        self.gamma = _check("gamma", gamma, 0.0, 1.0, low_open=True)
+        self.gamma = check_in_interval("gamma", gamma, 0.0, 1.0, low_open=True)
 
     def _rates(self, base_lr, epoch):
         return base_lr * self.gamma**epoch
@@ -94,8 +81,8 @@ class CosineAnnealing(Schedule):
     """
 
     def __init__(self, t_max, eta_min=0.0):
-        self.t_max = _check("t_max", t_max, 1, integer=True)
-        self.eta_min = _check("eta_min", eta_min, 0.0)
+        self.t_max = check_in_interval("t_max", t_max, 1, integer=True)
+        self.eta_min = check_in_interval("eta_min", eta_min, 0.0)
 
     def _rates(self, base_lr, epoch):
         return self.eta_min + (base_lr - self.eta_min) * (1 + np.cos(np.pi * epoch / self.t_max)) / 2
