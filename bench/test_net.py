@@ -142,19 +142,25 @@ def _feature_targets(loss, y):
     return y
 
 
+def _time_feature_step(benchmark, training_data, implementation, dtype, operation, loss, **options):
+    """Time train_step at FEATURE_SIZE for a net built with ``loss`` and ``options``."""
+    _label(benchmark, operation, implementation, FEATURE_SIZE, dtype, lr=LR, loss=loss)
+    x, y = training_data(FEATURE_SIZE, dtype)
+    _, n_in, n_hidden, n_out = FEATURE_SIZE
+    y = _feature_targets(loss, y)
+    net = IMPLEMENTATIONS[implementation]([n_in, n_hidden, n_out], loss=loss, dtype=dtype, seed=0, **options)
+    net.train_step(x, y, LR)
+    assert np.isfinite(benchmark(net.train_step, x, y, LR))
+    _assert_healthy(net)
+
+
 @implementations
 @dtypes
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.benchmark(max_time=0.25)
 def test_train_step_activation(benchmark, training_data, implementation, dtype, activation):
-    _label(benchmark, f"train_step {activation}", implementation, FEATURE_SIZE, dtype, lr=LR, loss=LOSS)
-    x, y = training_data(FEATURE_SIZE, dtype)
-    _, n_in, n_hidden, n_out = FEATURE_SIZE
-    net = IMPLEMENTATIONS[implementation]([n_in, n_hidden, n_out], activation=activation, loss=LOSS,
-                                          dtype=dtype, seed=0)
-    net.train_step(x, y, LR)
-    assert np.isfinite(benchmark(net.train_step, x, y, LR))
-    _assert_healthy(net)
+    _time_feature_step(benchmark, training_data, implementation, dtype, f"train_step {activation}", LOSS,
+                       activation=activation)
 
 
 @implementations
@@ -162,14 +168,7 @@ def test_train_step_activation(benchmark, training_data, implementation, dtype, 
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.benchmark(max_time=0.25)
 def test_train_step_loss(benchmark, training_data, implementation, dtype, loss):
-    _label(benchmark, f"train_step {loss}", implementation, FEATURE_SIZE, dtype, lr=LR, loss=loss)
-    x, y = training_data(FEATURE_SIZE, dtype)
-    _, n_in, n_hidden, n_out = FEATURE_SIZE
-    y = _feature_targets(loss, y)
-    net = IMPLEMENTATIONS[implementation]([n_in, n_hidden, n_out], loss=loss, dtype=dtype, seed=0)
-    net.train_step(x, y, LR)
-    assert np.isfinite(benchmark(net.train_step, x, y, LR))
-    _assert_healthy(net)
+    _time_feature_step(benchmark, training_data, implementation, dtype, f"train_step {loss}", loss)
 
 
 @implementations
