@@ -146,19 +146,21 @@ def check_seed(seed):
 
 
 def as_float_array(name, value, dtype):
-    """Convert ``value`` to a C-contiguous array of ``dtype``, copying only if needed.
+    """Convert ``value`` to an aligned C-contiguous array of ``dtype``, copying only if needed.
 
     The input is never modified: an array that already has the right dtype
     and layout is returned as is (the kernels only read it), anything else
     is copied once.
     """
-    if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
+    flags = getattr(value, "flags", None)
+    if type(value) is np.ndarray and value.dtype == dtype and flags.c_contiguous and flags.aligned:
         return value  # the common case, kept to a few attribute reads
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
     # np.asarray keeps a 0-d input 0-d (np.ascontiguousarray would make it 1-d).
-    return np.asarray(array, dtype=dtype, order="C")
+    array = np.asarray(array, dtype=dtype, order="C")
+    return array if array.flags.aligned else array.copy()
 
 
 def check_finite(name, array, given):

@@ -49,6 +49,19 @@ def reversed_bytes(a):
     return a.astype(a.dtype.newbyteorder())
 
 
+def unaligned(a):
+    """A copy of ``a`` whose data start one byte past an aligned address."""
+    raw = np.zeros(a.nbytes + 1, dtype=np.uint8)
+    copy = raw[1:].view(a.dtype).reshape(a.shape)
+    copy[...] = a
+    assert not copy.flags.aligned
+    return copy
+
+
+class Subclass(np.ndarray):
+    """An ndarray subclass, which the fast path leaves to the validating one."""
+
+
 def readonly(a):
     a = a.copy()
     a.flags.writeable = False
@@ -77,6 +90,8 @@ ACCEPTED = [
     ("negative-strides", lambda: X[::-1, ::-1], lambda: Y[::-1]),
     ("read-only", lambda: readonly(X), lambda: readonly(Y)),
     ("byte-swapped", lambda: reversed_bytes(X), lambda: reversed_bytes(Y)),
+    ("unaligned", lambda: unaligned(X), lambda: unaligned(Y)),
+    ("subclass", lambda: X.view(Subclass), lambda: Y.view(Subclass)),
 ]
 
 
