@@ -10,7 +10,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_checks", "_matmul", "_dense", "_optim", "_shuffle", "_fit"]
+KERNELS = ["_checks", "_matmul", "_dense", "_optim", "_shuffle", "_fit", "_fastpath"]
 
 DEBUG = os.environ.get("NNFAST_DEBUG", "0") not in ("", "0")
 

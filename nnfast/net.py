@@ -1,7 +1,7 @@
 """``nnfast.Net``: the compiled network."""
 import numpy as np
 
-from nnfast import _dense, _fit
+from nnfast import _dense, _fastpath, _fit
 from nnfast._base import BaseNet
 from nnfast._validation import LOSSES
 
@@ -33,17 +33,39 @@ class Net(BaseNet):
     def __init__(self, layers, **kwargs):
         super().__init__(layers, **kwargs)
         self._workspace = None
+        self._fast = _fastpath.FastPath(self._layout.table, self._loss_code(), self._negative_slope,
+                                        self._params)
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_workspace"] = None  # scratch, rebuilt on demand
+        # Scratch, rebuilt on demand; the fast path is bound to this net's arrays.
+        state["_workspace"] = state["_fast"] = None
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._fast = _fastpath.FastPath(self._layout.table, self._loss_code(), self._negative_slope,
+                                        self._params)
 
     def _buffers(self, rows):
         """Scratch buffers for ``rows`` rows, grown when a larger batch comes."""
         if self._workspace is None or self._workspace.capacity < rows:
             self._workspace = _Workspace(self._layout, rows, self._dtype)
+            self._fast.use_workspace(self._workspace.buffer)
         return self._workspace
+
+    def predict(self, x):
+        # Arrays the compiled checks accept skip the Python validation; see nnfast/_fastpath.pyx.
+        out = self._fast.predict(x)
+        return super().predict(x) if out is None else out
+
+    predict.__doc__ = BaseNet.predict.__doc__
+
+    def train_step(self, x, y, lr):
+        loss = self._fast.train_step(x, y, lr)
+        return super().train_step(x, y, lr) if loss is None else loss
+
+    train_step.__doc__ = BaseNet.train_step.__doc__
 
     def _loss_code(self):
         return LOSSES.index(self._loss_name)
