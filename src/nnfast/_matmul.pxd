@@ -9,6 +9,7 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 # from 12 x 12 x 12 = 1728 on; below 512 the loops won them all.
 cdef enum:
     BLAS_MIN_WORK = 1728
+    SMALL_N = 4
 
 
 cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -23,7 +24,17 @@ cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize
     elif beta != 1:
         for i in range(m * n):
             c[i] *= beta
-    if not trans_b:
+    if not trans_b and n <= SMALL_N:
+        # Rows of c this short leave a vectorized inner loop all set-up and no
+        # work; a dot product per entry, kept in a register, adds in the same
+        # order and so gives the same bits.
+        for i in range(m):
+            for j in range(n):
+                total = c[i * n + j]
+                for p in range(k):
+                    total += (a[p * m + i] if trans_a else a[i * k + p]) * b[p * n + j]
+                c[i * n + j] = total
+    elif not trans_b:
         # Inner loop runs along rows of b and c, contiguous and vectorizable.
         for i in range(m):
             for p in range(k):
