@@ -13,14 +13,14 @@ cannot execute code from it. The class to build is looked up in a fixed
 table of the two net classes; nothing named in a file is imported or
 evaluated.
 
-Format, version 1. Every entry is a NumPy array; "str" means a 0-d unicode
+Format, version 2. Every entry is a NumPy array; "str" means a 0-d unicode
 array, "float" a 0-d float64, "int" a 0-d int64, "bool" a 0-d bool:
 
 ======================= ========================== ==========================================
 entry                   type                       meaning
 ======================= ========================== ==========================================
 format                  str                        ``"nnfast"``
-format_version          int                        ``1``
+format_version          int                        ``2`` (version 1 files load too)
 class                   str                        ``"nnfast.Net"`` or ``"nnfast.reference.Net"``
 layers                  int64 (n_layers + 1,)      layer sizes, input first
 activations             unicode (n_layers - 1,)    each hidden layer's activation
@@ -39,8 +39,11 @@ optimizer_nesterov      bool                       (SGD)
 optimizer_betas         float64 (2,)               (Adam, AdamW)
 optimizer_eps           float                      (Adam, AdamW)
 optimizer_step_count    int                        (all optimizers)
-optimizer_buffers       dtype (2, n_params)        (all optimizers; absent while the
-                                                   optimizer has no state yet)
+optimizer_buffers       dtype (n_moments,          (all optimizers; absent while the
+                        n_params)                  optimizer has no state yet): the moment
+                                                   buffers, ``optimizer.n_moments`` rows.
+                                                   Version 1 files hold two rows for every
+                                                   optimizer, the ones beyond n_moments unused
 ======================= ========================== ==========================================
 """
 import math
@@ -57,7 +60,9 @@ from nnfast.optimizers import SGD, Adam, AdamW
 __all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "nnfast"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 differs only in always storing two moment buffers.
+READABLE_VERSIONS = (1, 2)
 
 # The optimizer classes a file may name, by the name it uses. AdamW
 # subclasses Adam, so lookups of an object's kind go by exact type.
@@ -229,10 +234,11 @@ def _optimizer_arrays(optimizer, n_params, dtype):
     arrays["optimizer_step_count"] = np.array(step_count, dtype=np.int64)
     buffers = optimizer.buffers
     if buffers is not None:
-        if not isinstance(buffers, np.ndarray) or buffers.shape != (2, n_params) or buffers.dtype != dtype:
+        expected = (optimizer.n_moments, n_params)
+        if not isinstance(buffers, np.ndarray) or buffers.shape != expected or buffers.dtype != dtype:
             raise ValueError(
                 f"cannot save the net: its optimizer holds state of shape {np.shape(buffers)} "
-                f"({getattr(buffers, 'dtype', type(buffers).__name__)}), not the (2, {n_params}) {dtype} "
+                f"({getattr(buffers, 'dtype', type(buffers).__name__)}), not the {expected} {dtype} "
                 f"of this net; call net.reset_optimizer() first"
             )
         arrays["optimizer_buffers"] = buffers
@@ -314,7 +320,7 @@ def _read_arrays(file):
 
 def _net_from_arrays(arrays):
     """Build the net the entries describe, checking them all first."""
-    _check_format(arrays)
+    version = _check_format(arrays)
     values = {name: _entry(arrays, name, element, shape) for name, element, shape in _NET_ENTRIES}
     kind = values["optimizer"]
     _checked_choice("optimizer kind", kind, tuple(_HYPERPARAMETERS))
@@ -334,7 +340,7 @@ def _net_from_arrays(arrays):
     except (TypeError, ValueError) as error:
         raise _Invalid(f"its options are refused by {values['class']}: {error}") from error
     net._params[...] = params
-    net.optimizer = _checked_optimizer(arrays, kind, net.n_params, net.dtype)
+    net.optimizer = _checked_optimizer(arrays, kind, net.n_params, net.dtype, version)
     return net
 
 
@@ -362,15 +368,17 @@ def _entry(arrays, name, element, shape):
 
 
 def _check_format(arrays):
-    """Check the file says it is an nnfast file of the version this code reads."""
+    """Check the file says it is an nnfast file of a version this code reads; return the version."""
     if "format" not in arrays:
         raise _Invalid("entry 'format' is missing (is it an nnfast file at all?)")
     if _entry(arrays, "format", "U", ()) != FORMAT_NAME:
         raise _Invalid(f"its format entry is {arrays['format'].item()!r}, not {FORMAT_NAME!r}")
     version = _entry(arrays, "format_version", "iu", ())
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         newer = " (the file was written by a newer nnfast)" if version > FORMAT_VERSION else ""
-        raise _Invalid(f"file format version {version}, this nnfast reads {FORMAT_VERSION}{newer}")
+        readable = " and ".join(map(str, READABLE_VERSIONS))
+        raise _Invalid(f"file format version {version}, this nnfast reads {readable}{newer}")
+    return version
 
 
 def _check_no_extra_entries(arrays, kind):
@@ -439,8 +447,9 @@ def _build_optimizer(kind, values):
                              weight_decay=values["weight_decay"])
 
 
-def _checked_optimizer(arrays, kind, n_params, dtype):
-    """The optimizer the entries describe, with its state, for a net of ``n_params`` ``dtype`` parameters."""
+def _checked_optimizer(arrays, kind, n_params, dtype, version):
+    """The optimizer the entries of a format ``version`` file describe, with its state,
+    for a net of ``n_params`` ``dtype`` parameters."""
     if kind == "none":
         return None
     values = {name: _entry(arrays, f"optimizer_{name}", element, shape)
@@ -455,10 +464,11 @@ def _checked_optimizer(arrays, kind, n_params, dtype):
     optimizer.step_count = step_count
     if "optimizer_buffers" in arrays:
         buffers = arrays["optimizer_buffers"]
-        if buffers.dtype != dtype or buffers.shape != (2, n_params):
+        stored = 2 if version == 1 else optimizer.n_moments
+        if buffers.dtype != dtype or buffers.shape != (stored, n_params):
             raise _Invalid(
-                f"entry 'optimizer_buffers' must have shape (2, {n_params}) and dtype {dtype}, "
+                f"entry 'optimizer_buffers' must have shape {(stored, n_params)} and dtype {dtype}, "
                 f"got shape {buffers.shape} and dtype {buffers.dtype}"
             )
-        optimizer.buffers = np.array(buffers, dtype=dtype, order="C")
+        optimizer.buffers = np.array(buffers[: optimizer.n_moments], dtype=dtype, order="C")
     return optimizer

@@ -30,9 +30,9 @@ class Optimizer:
     weight_decay : float
     step_count : int
         Updates applied since creation or the last ``reset()``.
-    buffers : ndarray of shape (2, n_params) or None
-        Moment buffers (SGD: momentum in row 0; Adam: first and second
-        moments), created at the first update.
+    buffers : ndarray of shape (n_moments, n_params) or None
+        Moment buffers, created at the first update: SGD's momentum, or
+        Adam's first and second moments; none for plain SGD.
     """
 
     code = None
@@ -47,14 +47,20 @@ class Optimizer:
         self.step_count = 0
         self.buffers = None
 
+    @property
+    def n_moments(self):
+        """int: how many moment buffers, each shaped like the parameters, the updates keep."""
+        raise NotImplementedError
+
     def _bind(self, n_params, dtype):
         """Create the state for a net, or check that it belongs to one like it."""
         if self.buffers is None:
-            self.buffers = np.zeros((2, n_params), dtype=dtype)
-        elif self.buffers.shape != (2, n_params) or self.buffers.dtype != dtype:
+            self.buffers = np.zeros((self.n_moments, n_params), dtype=dtype)
+        elif self.buffers.shape != (self.n_moments, n_params) or self.buffers.dtype != dtype:
             raise ValueError(
-                f"this {type(self).__name__} holds state for {self.buffers.shape[1]} {self.buffers.dtype} "
-                f"parameters, but the net has {n_params} {np.dtype(dtype)}; call reset() or use a new one"
+                f"this {type(self).__name__} holds state of shape {self.buffers.shape} {self.buffers.dtype}, "
+                f"but for this net it needs {(self.n_moments, n_params)} {np.dtype(dtype)}; "
+                "call reset() or use a new one"
             )
 
     def hyperparameters(self):
@@ -100,6 +106,10 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         super().__init__(lr, weight_decay)
 
+    @property
+    def n_moments(self):
+        return 1 if self.momentum != 0 else 0
+
     def _fields(self):
         return dict(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
 
@@ -136,6 +146,8 @@ class Adam(Optimizer):
         self.betas = (beta1, beta2)
         self.eps = check_in_interval("eps", eps, 0.0, low_open=True)
         super().__init__(lr, weight_decay)
+
+    n_moments = 2
 
     def _fields(self):
         return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)

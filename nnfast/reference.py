@@ -103,7 +103,7 @@ def optimizer_update(optimizer, hyper, step, buffers, params, grad, lr):
     if momentum != 0:
         velocity = momentum * buffers[0] + grad
         grad = grad + momentum * velocity if nesterov else velocity
-        return params - lr * grad, np.stack([velocity, buffers[1]])
+        return params - lr * grad, velocity[np.newaxis]
     return params - lr * grad, buffers
 
 

@@ -165,6 +165,22 @@ def test_round_trip_of_an_optimizer_without_state(tmp_path, net_class):
     assert_trains_the_same(loaded, net, x, y)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd_momentum", "adam"])
+def test_version_1_files_load_and_train_on_identically(tmp_path, optimizer):
+    """Version 1 stored two moment buffers for every optimizer; the unused rows are dropped."""
+    net, x, y = make_net(nnfast.Net, optimizer=optimizer)
+    with np.load(nnfast.io.save(net, tmp_path / "net.npz"), allow_pickle=False) as contents:
+        entries = {key: contents[key] for key in contents.files}
+    stored = entries["optimizer_buffers"]
+    version_1 = np.zeros((2, net.n_params))
+    version_1[: stored.shape[0]] = stored
+    entries.update(format_version=np.array(1), optimizer_buffers=version_1)
+    loaded = nnfast.io.load(write_npz(tmp_path / "v1.npz", entries))
+    assert loaded.optimizer.buffers.shape == (net.optimizer.n_moments, net.n_params)
+    assert_same_net(loaded, net)
+    assert_trains_the_same(loaded, net, x, y)
+
+
 @pytest.mark.parametrize("net_class", NET_CLASSES, ids=NET_IDS)
 def test_round_trip_of_a_large_float32_net(tmp_path, net_class):
     """Parameters stay float32 in the file, and a larger vector survives bit for bit."""
@@ -193,7 +209,8 @@ def test_the_file_holds_only_plain_arrays(tmp_path):
     }
     for key, value in entries.items():
         assert value.dtype.kind in "biufU", f"{key} has dtype {value.dtype}"
-    assert entries["format"] == "nnfast" and entries["format_version"] == 1
+    assert entries["format"] == "nnfast" and entries["format_version"] == 2
+    assert entries["optimizer_buffers"].shape == (1, entries["params"].size)  # momentum only
     assert entries["class"] == "nnfast.reference.Net"
     assert entries["layers"].tolist() == [3, 5, 4, 3]
     assert entries["activations"].tolist() == ["tanh", "leaky_relu"]
@@ -426,8 +443,8 @@ def with_inf(params):
 N_PARAMS = 3 * 5 + 5 + 5 * 4 + 4 * 3 + 3  # mixed_cross_entropy: biases on layers 0 and 2
 
 BAD_ENTRIES = {
-    "version 2": (with_entries(format_version=np.array(2)), "file format version 2, this nnfast reads 1"),
-    "version 0": (with_entries(format_version=np.array(0)), "file format version 0, this nnfast reads 1"),
+    "version 3": (with_entries(format_version=np.array(3)), "file format version 3, this nnfast reads 1 and 2 \\(the file was written by a newer nnfast\\)"),
+    "version 0": (with_entries(format_version=np.array(0)), "file format version 0, this nnfast reads 1 and 2$"),
     "version as a string": (with_entries(format_version=np.array("1")), "'format_version' must be a scalar"),
     "another format": (with_entries(format=np.array("keras")), "format entry is 'keras'"),
     "params too short": (edit_params(lambda p: p[:-1]), f"shape \\({N_PARAMS - 1},\\).*{N_PARAMS} parameters"),
@@ -470,6 +487,9 @@ BAD_ENTRIES = {
     "three betas": (with_entries(optimizer_betas=np.array([0.9, 0.9, 0.9])), "'optimizer_betas' must be an array of shape \\(2,\\)"),
     "negative step count": (with_entries(optimizer_step_count=np.array(-3)), "'optimizer_step_count' must be >= 0"),
     "buffers of the wrong shape": (with_entries(optimizer_buffers=np.zeros((2, 7))), "'optimizer_buffers' must have shape"),
+    "three moment buffers": (
+        with_entries(optimizer_buffers=np.zeros((3, N_PARAMS))), "must have shape \\(2, "
+    ),
     "buffers of the wrong dtype": (
         with_entries(optimizer_buffers=np.zeros((2, N_PARAMS), np.float32)), "dtype float64, got shape .* float32"
     ),

@@ -294,16 +294,17 @@ def test_train_step_leaves_the_optimizer_alone(net_class):
     np.testing.assert_array_equal(optimizer.buffers, state[1])
 
 
-@pytest.mark.parametrize("name", ["sgd-momentum", "adam"])
-def test_optimizer_state_has_the_nets_dtype_and_size(net_class, dtype, name):
-    """The state is created at the first update, shaped (2, n_params), in the net's dtype."""
+@pytest.mark.parametrize("name, n_moments", [("sgd", 0), ("sgd-momentum", 1), ("adam", 2)])
+def test_optimizer_state_has_the_nets_dtype_and_size(net_class, dtype, name, n_moments):
+    """The state is created at the first update, one (n_params,) row per moment the
+    update keeps (none for plain SGD), in the net's dtype."""
     x, y = problem()
     net = start_net(net_class, dtype)
     optimizer = build(name)
-    assert optimizer.buffers is None
+    assert optimizer.buffers is None and optimizer.n_moments == n_moments
     net.fit(x, y, epochs=1, optimizer=optimizer)
-    assert optimizer.buffers.shape == (2, net.n_params) and optimizer.buffers.dtype == dtype
-    assert np.abs(optimizer.buffers[0]).max() > 0
+    assert optimizer.buffers.shape == (n_moments, net.n_params) and optimizer.buffers.dtype == dtype
+    assert all(np.abs(row).max() > 0 for row in optimizer.buffers)
 
 
 def test_optimizer_with_state_for_another_net_is_refused(net_class):

@@ -125,8 +125,17 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
     cdef Hyperparameters hyper = read_hyperparameters(
         vector_data(<cnp.ndarray?>run.optimizer.hyperparameters(), <double*>NULL, 7, False))
     cdef long long* optimizer_steps = <long long*>cnp.PyArray_DATA(steps_array)
-    cdef floating* first = vector_data(<cnp.ndarray?>run.optimizer.buffers, kind, 2 * arch.n_params, True)
+    # SGD keeps one moment buffer with momentum and none without; Adam two.
+    cdef cnp.ndarray buffers = run.optimizer.buffers
+    cdef Py_ssize_t n_moments = 2 if hyper.code != SGD else (1 if hyper.momentum != 0 else 0)
+    if buffers is None or cnp.PyArray_NDIM(buffers) != 2 or cnp.PyArray_DIM(buffers, 0) != n_moments:
+        raise ValueError(f"run.optimizer.buffers must have {n_moments} rows, got shape {(<object>buffers).shape}")
+    cdef floating* first = vector_data(buffers, kind, n_moments * arch.n_params, True)
     cdef floating* second = first + arch.n_params
+    if n_moments == 0:
+        first = second = NULL
+    elif n_moments == 1:
+        second = NULL
     cdef double* step_loss = vector_data(<cnp.ndarray?>run.step_loss, <double*>NULL, epochs * steps_per_epoch, True)
     cdef double* epoch_loss = vector_data(<cnp.ndarray?>run.epoch_loss, <double*>NULL, epochs, True)
     cdef Py_ssize_t val_epochs = epochs if has_validation else 0
