@@ -280,6 +280,23 @@ def test_non_finite_loss_and_non_finite_update_are_told_apart(net_class):
     assert info.value.step == 0 and net.weights[0][0, 0] == 1.0
 
 
+@diverging
+@pytest.mark.parametrize("train", ["train_step", "fit"])
+def test_partly_overflowing_update_leaves_every_parameter_as_it_was(net_class, train):
+    """When only some updated parameters overflow, the others are not left updated either."""
+    net = net_class([2, 1], bias=False)
+    net.weights = [np.array([[1.0], [1.0]])]
+    # Output 1 against target 0: gradient [2, 2e-300]. At lr 1e308 the first
+    # weight's update overflows; the second's alone would be 1 - 2e8.
+    x, y = np.array([[1.0, 1e-300]]), np.array([[0.0]])
+    with pytest.raises(nnfast.DivergenceError, match="the updated parameters"):
+        if train == "fit":
+            net.fit(x, y, epochs=1, lr=1e308)
+        else:
+            net.train_step(x, y, 1e308)
+    np.testing.assert_array_equal(net.weights[0], [[1.0], [1.0]])
+
+
 def test_divergence_error_attributes():
     """DivergenceError is a FloatingPointError carrying the step and the history."""
     history = nnfast.History([1.0, np.inf], 0, 2)

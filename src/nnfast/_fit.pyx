@@ -71,8 +71,7 @@ def train_step(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray p
         share this dtype.
     x, y : ndarray, shapes (rows, sizes[0]) and (rows, sizes[-1])
     workspace : ndarray, shape (>= ParameterLayout.workspace_length(rows),)
-        Scratch; its first n_params elements end up holding the gradient
-        (unless the loss was not finite).
+        Scratch.
     """
     if is_float32(params):
         return train_step_typed(<float*>NULL, table, loss, negative_slope, params, x, y, lr, workspace)

@@ -21,5 +21,5 @@ cdef struct Hyperparameters:
 cdef Hyperparameters read_hyperparameters(const double* values) noexcept nogil
 
 cdef int optimizer_update(const Hyperparameters* hyper, long long step, double lr, Py_ssize_t n,
-                          const floating* grad, floating* params, floating* first,
+                          floating* grad, floating* params, floating* first,
                           floating* second) noexcept nogil
