@@ -20,7 +20,9 @@ METHODS = ["loops", "blas", "auto"]
 
 # (m, n, k) for out (m, n) = op(a) (m, k) @ op(b) (k, n): single rows and columns, odd sizes,
 # and sizes on both sides of blas_min_work.
-SHAPES = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (3, 5, 7), (17, 1, 33), (2, 9, 1), (31, 29, 37), (64, 65, 63)]
+# (m, n, k). n and k of 1 to 4 each have an unrolled copy of the loops.
+SHAPES = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (3, 5, 7), (17, 1, 33), (2, 9, 1), (31, 29, 37), (64, 65, 63),
+          (4, 2, 2), (6, 3, 4), (2, 4, 3), (9, 4, 5)]
 
 
 def run_child(script):

@@ -9,14 +9,62 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 # from 12 x 12 x 12 = 1728 on; below 512 the loops won them all.
 cdef enum:
     BLAS_MIN_WORK = 1728
-    SMALL_N = 4
+
+
+cdef inline void narrow_matmul(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                               const floating* a, const floating* b, floating* c) noexcept nogil:
+    """c += op(a) @ b for n <= 4 columns, each entry summed over k in order in a register.
+
+    The same order of additions as the row-update loops, so the same bits.
+    """
+    cdef Py_ssize_t i, p
+    cdef floating scale, c0, c1 = 0, c2 = 0, c3 = 0
+    cdef const floating* row
+    for i in range(m):
+        c0 = c[i * n]
+        if n > 1:
+            c1 = c[i * n + 1]
+        if n > 2:
+            c2 = c[i * n + 2]
+        if n > 3:
+            c3 = c[i * n + 3]
+        for p in range(k):
+            scale = a[p * m + i] if trans_a else a[i * k + p]
+            row = b + p * n
+            c0 += scale * row[0]
+            if n > 1:
+                c1 += scale * row[1]
+            if n > 2:
+                c2 += scale * row[2]
+            if n > 3:
+                c3 += scale * row[3]
+        c[i * n] = c0
+        if n > 1:
+            c[i * n + 1] = c1
+        if n > 2:
+            c[i * n + 2] = c2
+        if n > 3:
+            c[i * n + 3] = c3
+
+
+cdef inline void dot_matmul(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                            const floating* a, const floating* b, floating* c) noexcept nogil:
+    """c += op(a) @ b.T, one dot product of length k per entry."""
+    cdef Py_ssize_t i, j, p
+    cdef floating total
+    for i in range(m):
+        for j in range(n):
+            total = 0
+            for p in range(k):
+                total += (a[p * m + i] if trans_a else a[i * k + p]) * b[j * k + p]
+            c[i * n + j] += total
 
 
 cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                        const floating* a, const floating* b, floating beta, floating* c) noexcept nogil:
     """c = op(a) @ op(b) + beta * c, with a stored (m, k) or (k, m) and b (k, n) or (n, k)."""
     cdef Py_ssize_t i, j, p
-    cdef floating scale, total
+    cdef floating scale
     if beta == 0:
         # Like BLAS, beta == 0 means c is output only: stale NaNs must not leak in.
         for i in range(m * n):
@@ -24,16 +72,27 @@ cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize
     elif beta != 1:
         for i in range(m * n):
             c[i] *= beta
-    if not trans_b and n <= SMALL_N:
+    if not trans_b and n <= 4:
         # Rows of c this short leave a vectorized inner loop all set-up and no
-        # work; a dot product per entry, kept in a register, adds in the same
-        # order and so gives the same bits.
-        for i in range(m):
-            for j in range(n):
-                total = c[i * n + j]
-                for p in range(k):
-                    total += (a[p * m + i] if trans_a else a[i * k + p]) * b[p * n + j]
-                c[i * n + j] = total
+        # work. Each call below has constant flags and width, which the
+        # compiler folds into its own fully unrolled copy.
+        if trans_a:
+            if n == 1:
+                narrow_matmul(True, m, 1, k, a, b, c)
+            elif n == 2:
+                narrow_matmul(True, m, 2, k, a, b, c)
+            elif n == 3:
+                narrow_matmul(True, m, 3, k, a, b, c)
+            else:
+                narrow_matmul(True, m, 4, k, a, b, c)
+        elif n == 1:
+            narrow_matmul(False, m, 1, k, a, b, c)
+        elif n == 2:
+            narrow_matmul(False, m, 2, k, a, b, c)
+        elif n == 3:
+            narrow_matmul(False, m, 3, k, a, b, c)
+        else:
+            narrow_matmul(False, m, 4, k, a, b, c)
     elif not trans_b:
         # Inner loop runs along rows of b and c, contiguous and vectorizable.
         for i in range(m):
@@ -41,13 +100,18 @@ cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize
                 scale = a[p * m + i] if trans_a else a[i * k + p]
                 for j in range(n):
                     c[i * n + j] += scale * b[p * n + j]
+    elif trans_a or k > 4:
+        dot_matmul(trans_a, m, n, k, a, b, c)
+    # a @ b.T with short rows, as backprop meets it through a narrow layer:
+    # a constant k lets each copy unroll its dot products.
+    elif k == 1:
+        dot_matmul(False, m, n, 1, a, b, c)
+    elif k == 2:
+        dot_matmul(False, m, n, 2, a, b, c)
+    elif k == 3:
+        dot_matmul(False, m, n, 3, a, b, c)
     else:
-        for i in range(m):
-            for j in range(n):
-                total = 0
-                for p in range(k):
-                    total += (a[p * m + i] if trans_a else a[i * k + p]) * b[j * k + p]
-                c[i * n + j] += total
+        dot_matmul(False, m, n, 4, a, b, c)
 
 
 cdef inline void blas_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
