@@ -75,16 +75,20 @@ class TrainingRun:
         self.stopped = False
 
     def history(self, classification):
-        """The ``History`` of the epochs run so far."""
+        """The ``History`` of the epochs run so far.
+
+        Its arrays are views: the entries of epochs and steps already run
+        are never written again.
+        """
         epochs = self.epoch
         best = int(self.progress[2]) if self.early_stopping and self.progress[2] >= 0 else None
         return History(
-            self.step_loss[: self.steps].copy(),
+            self.step_loss[: self.steps],
             epochs,
             self.steps_per_epoch,
-            epoch_loss=self.epoch_loss[:epochs].copy(),
-            val_loss=self.val_loss[:epochs].copy() if self.has_validation else None,
-            val_accuracy=self.val_accuracy[:epochs].copy() if self.has_validation and classification else None,
+            epoch_loss=self.epoch_loss[:epochs],
+            val_loss=self.val_loss[:epochs] if self.has_validation else None,
+            val_accuracy=self.val_accuracy[:epochs] if self.has_validation and classification else None,
             best_epoch=best,
             stopped_early=self.stopped and epochs < self.epochs,
         )

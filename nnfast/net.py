@@ -54,8 +54,13 @@ class Net(BaseNet):
             self._fast.use_workspace(self._workspace.buffer)
         return self._workspace
 
-    def predict(self, x):
+    def _check_data(self, x, y, names=("x", "y")):
         # Arrays the compiled checks accept skip the Python validation; see nnfast/_fastpath.pyx.
+        if self._fast.data_trusted(x, y):
+            return x, y if y.ndim == 2 else y.reshape(-1, 1)
+        return super()._check_data(x, y, names)
+
+    def predict(self, x):
         out = self._fast.predict(x)
         return super().predict(x) if out is None else out
 

@@ -1,4 +1,4 @@
-"""The compiled fast path of ``Net.train_step`` and ``Net.predict`` (nnfast/_fastpath.pyx).
+"""The compiled fast path of ``Net.train_step``, ``Net.predict`` and fit's data check (nnfast/_fastpath.pyx).
 
 It must give exactly what the validating path gives whenever it runs, and
 decline (return None, touching nothing) whenever the validating path would
@@ -55,6 +55,7 @@ def test_fast_path_equals_validating_path(layers, rows, loss, dtype, seed):
     assert out is not None, "the fast path declined valid arguments"
     np.testing.assert_array_equal(out, BaseNet.predict(slow, x))
     assert out.dtype == dtype and out.shape == (rows, layers[-1])
+    assert fast._fast.data_trusted(x, y)
     loss_value = fast._fast.train_step(x, y, 0.01)
     assert loss_value is not None, "the fast path declined valid arguments"
     assert loss_value == BaseNet.train_step(slow, x, y, 0.01)
@@ -124,6 +125,8 @@ def test_fast_path_declines_what_needs_validation(name, make_x, make_y, make_lr)
     assert net._fast.train_step(x, y, make_lr()) is None
     if not name.startswith(("y-", "lr-")):
         assert net._fast.predict(x) is None
+    if not name.startswith("lr-") and name != "x-beyond-scratch":  # fit's data check has no row limit
+        assert not net._fast.data_trusted(x, y)
     np.testing.assert_array_equal(params_of(net), before)
 
 

@@ -1,4 +1,4 @@
-"""The per-call fast path of ``Net.train_step`` and ``Net.predict``.
+"""The per-call fast path of ``Net.train_step``, ``Net.predict`` and the data checks of ``fit``.
 
 The Python validation of a call costs about 1 µs, three times a whole
 seed-size training step. Most calls pass arrays that need no conversion:
@@ -11,6 +11,7 @@ touching the net, and the caller takes the validating path, which converts
 the arguments or raises the error that names the problem.
 """
 cimport numpy as cnp
+from libc.stdint cimport PTRDIFF_MAX
 from cython cimport floating
 
 from nnfast._arrays cimport all_finite, vector_data
@@ -140,18 +141,41 @@ cdef class FastPath:
             status = self.step_typed(<double*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, rows, rate, &loss)
         return loss if status == STEP_OK else None
 
+    cdef bint values_trusted(self, const floating* inputs, const floating* targets,
+                             Py_ssize_t rows) noexcept nogil:
+        """Whether the data are finite and, for the classification losses, the targets in [0, 1]."""
+        cdef Py_ssize_t n_targets = rows * self.arch.sizes[self.arch.n_layers]
+        return (all_finite(inputs, rows * self.arch.sizes[0]) and all_finite(targets, n_targets)
+                and (not self.check_probabilities or all_probabilities(targets, n_targets)))
+
+    def data_trusted(self, x, y):
+        """Whether training data ``(x, y)`` of any number of rows need no validation."""
+        cdef Py_ssize_t rows = trusted_rows(x, self.typenum, self.arch.sizes[0], PTRDIFF_MAX)
+        cdef const void* inputs
+        cdef const void* targets
+        cdef bint trusted
+        if rows == NOT_TRUSTED or not trusted_targets(y, self.typenum, rows,
+                                                      self.arch.sizes[self.arch.n_layers]):
+            return False
+        inputs = cnp.PyArray_DATA(<cnp.ndarray>x)
+        targets = cnp.PyArray_DATA(<cnp.ndarray>y)
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                trusted = self.values_trusted(<const float*>inputs, <const float*>targets, rows)
+            else:
+                trusted = self.values_trusted(<const double*>inputs, <const double*>targets, rows)
+        return trusted
+
     cdef int step_typed(self, floating* kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows,
                         double lr, double* loss):
         cdef const floating* inputs = <const floating*>cnp.PyArray_DATA(x)
         cdef const floating* targets = <const floating*>cnp.PyArray_DATA(y)
-        cdef Py_ssize_t n_targets = rows * self.arch.sizes[self.arch.n_layers]
         cdef Hyperparameters hyper
         cdef int status = NOT_TRUSTED
         hyper.code = SGD
         hyper.momentum = hyper.weight_decay = 0
         with nogil:
-            if (all_finite(inputs, rows * self.arch.sizes[0]) and all_finite(targets, n_targets)
-                    and (not self.check_probabilities or all_probabilities(targets, n_targets))):
+            if self.values_trusted(inputs, targets, rows):
                 status = optimizer_step(
                     &self.arch, <floating*>cnp.PyArray_DATA(self.params), inputs, targets, rows,
                     &self.ws, <floating*>cnp.PyArray_DATA(self.workspace), &hyper, 1, lr,
