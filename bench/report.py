@@ -243,6 +243,58 @@ def matmul_report(results):
     )
 
 
+def argument_parser(description):
+    """A parser with ``--json``; the options it does not know go to pytest."""
+    parser = argparse.ArgumentParser(
+        description=description, epilog="Unrecognized options are passed on to pytest."
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", type=Path,
+        help="render an existing --benchmark-json file of the module instead of running it",
+    )
+    return parser
+
+
+def load_or_run(parser, module, argv=None, around_run=None):
+    """Parse ``argv``, then read ``--json`` or run ``module``; return what a report needs.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        From ``argument_parser``.
+    module : str or callable
+        The module's file name in ``bench/``, or a function of the parsed
+        options that returns it.
+    argv : list of str, optional
+        ``sys.argv[1:]`` by default.
+    around_run : callable, optional
+        Called with no argument before and after a run (not with ``--json``).
+
+    Returns
+    -------
+    results : dict
+    command : str
+    options : argparse.Namespace
+    around : tuple or None
+        ``around_run``'s two results.
+    """
+    options, pytest_args = parser.parse_known_args(argv)
+    if any(arg.startswith("--benchmark-json") for arg in pytest_args):
+        parser.error("--benchmark-json is set here; run pytest directly to keep the JSON")
+    around = None
+    if options.json is not None:
+        if pytest_args:
+            parser.error(f"--json runs nothing; unexpected arguments {pytest_args}")
+        results, command = json.loads(options.json.read_text()), f"results from {options.json}"
+    else:
+        before = around_run() if around_run else None
+        results, command = run_benchmarks(module(options) if callable(module) else module, pytest_args)
+        around = (before, around_run()) if around_run else None
+    if not results["benchmarks"]:
+        sys.exit(f"{parser.prog}: no benchmark results (all deselected, or --benchmark-disable?)")
+    return results, command, options, around
+
+
 def main(argv=None):
     """Run the chosen benchmark module and print the Markdown report to stdout.
 
@@ -251,31 +303,16 @@ def main(argv=None):
     argv : list of str, optional
         Command-line arguments without the program name; ``sys.argv[1:]`` by default.
     """
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog="Unrecognized options are passed on to pytest."
-    )
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--matmul", action="store_true", help="report bench/test_matmul.py instead of test_net.py"
     )
-    parser.add_argument(
-        "--json", metavar="PATH", type=Path,
-        help="render an existing --benchmark-json file of that module instead of running it",
+    results, command, options, _ = load_or_run(
+        parser, lambda options: "test_matmul.py" if options.matmul else "test_net.py", argv
     )
-    options, pytest_args = parser.parse_known_args(argv)
-    if any(arg.startswith("--benchmark-json") for arg in pytest_args):
-        parser.error("--benchmark-json is set by report.py; run pytest directly to keep the JSON")
-    module, render = ("test_matmul.py", matmul_report) if options.matmul else ("test_net.py", net_report)
-    if options.json is not None:
-        if pytest_args:
-            parser.error(f"--json runs nothing; unexpected arguments {pytest_args}")
-        results, command = json.loads(options.json.read_text()), f"results from {options.json}"
-    else:
-        results, command = run_benchmarks(module, pytest_args)
-    if not results["benchmarks"]:
-        sys.exit("report.py: no benchmark results (all deselected, or --benchmark-disable?)")
     print(header_line(results, command))
     print()
-    print(render(results))
+    print((matmul_report if options.matmul else net_report)(results))
 
 
 if __name__ == "__main__":
