@@ -47,6 +47,19 @@ cdef inline void narrow_matmul(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssiz
             c[i * n + 3] = c3
 
 
+cdef inline void narrow_widths(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                               const floating* a, const floating* b, floating* c) noexcept nogil:
+    """narrow_matmul with the width n (1 to 4) made a constant."""
+    if n == 1:
+        narrow_matmul(trans_a, m, 1, k, a, b, c)
+    elif n == 2:
+        narrow_matmul(trans_a, m, 2, k, a, b, c)
+    elif n == 3:
+        narrow_matmul(trans_a, m, 3, k, a, b, c)
+    else:
+        narrow_matmul(trans_a, m, 4, k, a, b, c)
+
+
 cdef inline void dot_matmul(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                             const floating* a, const floating* b, floating* c) noexcept nogil:
     """c += op(a) @ b.T, one dot product of length k per entry."""
@@ -74,25 +87,12 @@ cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize
             c[i] *= beta
     if not trans_b and n <= 4:
         # Rows of c this short leave a vectorized inner loop all set-up and no
-        # work. Each call below has constant flags and width, which the
-        # compiler folds into its own fully unrolled copy.
+        # work. A constant flag here and a constant width in narrow_widths let
+        # the compiler fold each call into its own fully unrolled copy.
         if trans_a:
-            if n == 1:
-                narrow_matmul(True, m, 1, k, a, b, c)
-            elif n == 2:
-                narrow_matmul(True, m, 2, k, a, b, c)
-            elif n == 3:
-                narrow_matmul(True, m, 3, k, a, b, c)
-            else:
-                narrow_matmul(True, m, 4, k, a, b, c)
-        elif n == 1:
-            narrow_matmul(False, m, 1, k, a, b, c)
-        elif n == 2:
-            narrow_matmul(False, m, 2, k, a, b, c)
-        elif n == 3:
-            narrow_matmul(False, m, 3, k, a, b, c)
+            narrow_widths(True, m, n, k, a, b, c)
         else:
-            narrow_matmul(False, m, 4, k, a, b, c)
+            narrow_widths(False, m, n, k, a, b, c)
     elif not trans_b:
         # Inner loop runs along rows of b and c, contiguous and vectorizable.
         for i in range(m):
