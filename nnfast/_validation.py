@@ -152,9 +152,10 @@ def as_float_array(name, value, dtype):
     and layout is returned as is (the kernels only read it), anything else
     is copied once.
     """
-    flags = getattr(value, "flags", None)
-    if type(value) is np.ndarray and value.dtype == dtype and flags.c_contiguous and flags.aligned:
-        return value  # the common case, kept to a few attribute reads
+    if type(value) is np.ndarray and value.dtype == dtype:
+        flags = value.flags
+        if flags.c_contiguous and flags.aligned:
+            return value  # the common case, kept to a few attribute reads
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")

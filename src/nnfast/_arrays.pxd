@@ -3,8 +3,8 @@
 # Entry points take plain ndarrays rather than typed memoryviews: acquiring
 # a memoryview costs ~0.14 us per argument, which at the seed's size is
 # more than the whole training step. These helpers check, in a few C
-# comparisons, everything the unchecked loops rely on (dtype, C order,
-# shape, writeability) and return the data pointer.
+# comparisons, everything the unchecked loops rely on (dtype, native byte
+# order, alignment, C order, shape, writeability) and return the data pointer.
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport uint32_t, uint64_t
