@@ -280,6 +280,31 @@ def test_non_finite_loss_and_non_finite_update_are_told_apart(net_class):
     assert info.value.step == 0 and net.weights[0][0, 0] == 1.0
 
 
+@given(
+    layers=st.lists(st.integers(1, 40), min_size=2, max_size=4),
+    loss=st.sampled_from(["sse", "mse", "binary_cross_entropy"]),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    capacity=st.integers(1, 5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_one_sample_step_applies_exactly_the_gradient(layers, loss, dtype, capacity, seed):
+    """With one sample, plain SGD is applied during backprop (src/nnfast/_dense.pyx,
+    backward_sgd_one_row); it must give params - lr * gradient to the bit, whatever
+    batch the scratch buffers were sized for."""
+    rng = np.random.default_rng(seed)
+    net = nnfast.Net(layers, loss=loss, dtype=dtype, seed=seed % 1000)
+    net.predict(np.zeros((capacity, layers[0])))  # scratch for `capacity` rows
+    net.biases = [rng.standard_normal(b.shape) for b in net.biases]
+    x = rng.standard_normal((1, layers[0])).astype(dtype)
+    y = rng.random((1, layers[-1])).astype(dtype)
+    weight_grads, bias_grads = net.gradients(x, y)
+    expected = [w - 0.01 * g for w, g in zip(net.weights, weight_grads)]
+    expected += [b - 0.01 * g for b, g in zip(net.biases, bias_grads)]
+    net.train_step(x, y, 0.01)
+    for got, want in zip(net.weights + net.biases, expected):
+        np.testing.assert_array_equal(got, want)
+
+
 @diverging
 @pytest.mark.parametrize("train", ["train_step", "fit"])
 def test_partly_overflowing_update_leaves_every_parameter_as_it_was(net_class, train):

@@ -49,23 +49,45 @@ cdef inline bint is_float32(cnp.ndarray array) noexcept:
     return cnp.PyArray_TYPE(array) == cnp.NPY_FLOAT
 
 
+cdef struct NanBits:
+    # Accumulated bit patterns of ``x - x``: zero while every x was finite.
+    # float32 patterns are kept in 32 bits: widening each to 64 bits costs
+    # the update loops a quarter of their time.
+    uint64_t wide
+    uint32_t narrow
+
+
+cdef inline void add_nan_bits(NanBits* bits, floating value) noexcept nogil:
+    """OR the bit pattern of ``value - value`` (zero for finite values, a NaN's
+    otherwise) into ``bits``.
+
+    Loops check finiteness this way rather than by comparing: an integer OR
+    vectorizes, where a compare folded into an int flag does not for
+    float64 under SSE2 (GCC leaves such a loop scalar).
+    """
+    cdef floating zero = value - value
+    cdef uint64_t wide
+    cdef uint32_t narrow
+    if floating is double:
+        memcpy(&wide, &zero, 8)
+        bits.wide |= wide
+    else:
+        memcpy(&narrow, &zero, 4)
+        bits.narrow |= narrow
+
+
+cdef inline bint no_nan_bits(const NanBits* bits) noexcept nogil:
+    """Whether every value added to ``bits`` was finite."""
+    return bits.wide == 0 and bits.narrow == 0
+
+
 cdef inline bint all_finite(const floating* values, Py_ssize_t size) noexcept nogil:
     """Whether no entry of ``values[:size]`` is NaN or infinite."""
     cdef Py_ssize_t i
-    cdef floating zero
-    cdef uint64_t wide = 0
-    cdef uint32_t narrow = 0, bits32
-    cdef uint64_t bits64
-    # x - x is +0.0 (all bits clear) for finite x and NaN otherwise. OR-ing the
-    # bit patterns, instead of stopping at the first hit, keeps the loop free of
-    # branches and floating-point reductions, so that it vectorizes: 2.5x (float64)
-    # to 3x (float32) faster than a loop with an early exit.
+    cdef NanBits bits = NanBits(0, 0)
+    # An OR over the whole array instead of stopping at the first hit: free of
+    # branches, the loop vectorizes (measured 2.5x faster for float64, 3x for
+    # float32, than a loop with an early exit).
     for i in range(size):
-        zero = values[i] - values[i]
-        if floating is double:
-            memcpy(&bits64, &zero, 8)
-            wide |= bits64
-        else:
-            memcpy(&bits32, &zero, 4)
-            narrow |= bits32
-    return wide == 0 and narrow == 0
+        add_nan_bits(&bits, values[i])
+    return no_nan_bits(&bits)

@@ -55,3 +55,7 @@ cdef double accuracy(const Architecture* arch, const floating* out, const floati
 cdef void backward_pass(const Architecture* arch, const floating* params, const floating* x,
                         Py_ssize_t rows, Py_ssize_t capacity, const floating* deriv,
                         floating* act, const floating* grad_out, floating* grad) noexcept nogil
+
+cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const floating* x,
+                               Py_ssize_t capacity, const floating* deriv, floating* act,
+                               const floating* grad_out, floating* saved, double lr) noexcept nogil

@@ -20,7 +20,8 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport exp, fabs, log, log1p, tanh
 
-from nnfast._arrays cimport is_float32, matrix_data, vector_data
+from nnfast._arrays cimport (NanBits, add_nan_bits, is_float32, matrix_data, no_nan_bits,
+                             vector_data)
 from nnfast._matmul cimport matmul
 
 cnp.import_array()
@@ -272,6 +273,65 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
             for i in range(rows * fan_in):
                 grad_inputs[i] *= deriv[offset + i]
             delta = grad_inputs
+
+
+cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const floating* x,
+                               Py_ssize_t capacity, const floating* deriv, floating* act,
+                               const floating* grad_out, floating* saved, double lr) noexcept nogil:
+    """Backpropagate one sample and apply plain SGD, ``p = p - lr * g``, as each
+    layer's gradient is found; return whether every new parameter is finite.
+
+    Arguments as for ``backward_pass`` with one row. Every parameter's old
+    value goes to ``saved``, laid out as ``params``, so that the caller can
+    put them all back. With one row a weight gradient is an outer product,
+    ``g[i, j] = inputs[i] * delta[j]``: computing and applying it in one
+    pass saves writing the gradient and reading it back (the weights of a
+    wide layer do not fit in cache twice over). The gradient's entries are
+    the products ``backward_pass`` computes, and the updates round as
+    ``optimizer_update``'s, so the results are the same.
+    """
+    cdef Py_ssize_t layer, i, j, fan_in, fan_out, offset = capacity * arch.hidden_width
+    cdef floating rate = lr, scale, old, new
+    cdef const floating* delta = grad_out
+    cdef const floating* inputs
+    cdef floating* weights
+    cdef floating* old_weights
+    cdef floating* grad_inputs
+    cdef NanBits bad = NanBits(0, 0)
+    for layer in range(arch.n_layers - 1, -1, -1):
+        fan_in = arch.sizes[layer]
+        fan_out = arch.sizes[layer + 1]
+        if layer > 0:
+            offset -= capacity * fan_in
+            inputs = act + offset
+        else:
+            inputs = x
+        weights = params + arch.weight_offsets[layer]
+        old_weights = saved + arch.weight_offsets[layer]
+        for i in range(fan_in):
+            scale = inputs[i]
+            for j in range(fan_out):
+                old = weights[i * fan_out + j]
+                new = old - rate * (scale * delta[j])
+                weights[i * fan_out + j] = new
+                old_weights[i * fan_out + j] = old
+                add_nan_bits(&bad, new)
+        if arch.bias_offsets[layer] >= 0:
+            for j in range(fan_out):
+                old = params[arch.bias_offsets[layer] + j]
+                new = old - rate * delta[j]
+                params[arch.bias_offsets[layer] + j] = new
+                saved[arch.bias_offsets[layer] + j] = old
+                add_nan_bits(&bad, new)
+        if layer > 0:
+            # delta = (delta @ W.T) * f'(z), with the weights from before the
+            # update, written over the inputs the update has just used.
+            grad_inputs = act + offset
+            matmul(False, True, 1, fan_in, fan_out, delta, old_weights, 0, grad_inputs)
+            for i in range(fan_in):
+                grad_inputs[i] *= deriv[offset + i]
+            delta = grad_inputs
+    return no_nan_bits(&bad)
 
 
 cdef forward_typed(floating* kind, cnp.ndarray table, double negative_slope, cnp.ndarray params,

@@ -9,6 +9,7 @@ from cython cimport floating
 from libc.math cimport pow, sqrt
 from libc.string cimport memcpy
 
+from nnfast._arrays cimport NanBits, add_nan_bits, no_nan_bits
 from nnfast._status cimport STEP_OK, UPDATE_NOT_FINITE
 
 
@@ -63,14 +64,14 @@ cdef bint plain_sgd_update(double lr, Py_ssize_t n, floating* grad, floating* pa
     # buffer once, and the old values it leaves in g restore p bit for bit.
     cdef Py_ssize_t i
     cdef floating rate = lr, old, p
-    cdef int bad = 0
+    cdef NanBits bad = NanBits(0, 0)
     for i in range(n):
         old = params[i]
         p = old - rate * grad[i]
         params[i] = p
         grad[i] = old
-        bad |= p - p != 0  # x - x is 0 for finite x, NaN otherwise
-    return not bad
+        add_nan_bits(&bad, p)
+    return no_nan_bits(&bad)
 
 
 cdef bint sgd_update(const Hyperparameters* hyper, double lr, Py_ssize_t n, const floating* grad,
@@ -80,7 +81,7 @@ cdef bint sgd_update(const Hyperparameters* hyper, double lr, Py_ssize_t n, cons
     cdef floating rate = lr, decay = hyper.weight_decay, momentum = hyper.momentum
     cdef floating g, b, p
     cdef bint nesterov = hyper.nesterov, has_momentum = hyper.momentum != 0
-    cdef int bad = 0
+    cdef NanBits bad = NanBits(0, 0)
     for i in range(n):
         g = grad[i] + decay * params[i] if decay != 0 else grad[i]
         if has_momentum:
@@ -91,8 +92,8 @@ cdef bint sgd_update(const Hyperparameters* hyper, double lr, Py_ssize_t n, cons
         p = params[i] - rate * g
         if apply:
             params[i] = p
-        bad |= p - p != 0
-    return not bad
+        add_nan_bits(&bad, p)
+    return no_nan_bits(&bad)
 
 
 cdef bint adam_update(const Hyperparameters* hyper, long long step, double lr, Py_ssize_t n,
@@ -110,7 +111,7 @@ cdef bint adam_update(const Hyperparameters* hyper, long long step, double lr, P
     cdef floating step_size = lr / (1 - pow(hyper.beta1, step))
     cdef floating correction2 = sqrt(1 - pow(hyper.beta2, step))
     cdef floating g, p, m, v
-    cdef int bad = 0
+    cdef NanBits bad = NanBits(0, 0)
     if apply:
         for i in range(n):
             p = params[i] * shrink
@@ -127,5 +128,5 @@ cdef bint adam_update(const Hyperparameters* hyper, long long step, double lr, P
         m = beta1 * first[i] + keep1 * g
         v = beta2 * second[i] + keep2 * g * g
         p = p - step_size * (m / (<floating>sqrt(v) / correction2 + eps))
-        bad |= p - p != 0
-    return not bad
+        add_nan_bits(&bad, p)
+    return no_nan_bits(&bad)
