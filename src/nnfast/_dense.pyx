@@ -231,6 +231,30 @@ cdef double accuracy(const Architecture* arch, const floating* out, const floati
     return right / <double>(rows * n_out)
 
 
+cdef inline const floating* layer_inputs(const Architecture* arch, Py_ssize_t layer,
+                                         const floating* x, const floating* act,
+                                         Py_ssize_t capacity) noexcept nogil:
+    """The inputs of ``layer`` in the forward pass: ``x``, or a block of ``act``."""
+    cdef Py_ssize_t i, offset = 0
+    if layer == 0:
+        return x
+    for i in range(1, layer):
+        offset += capacity * arch.sizes[i]
+    return act + offset
+
+
+cdef inline floating* backprop_to_inputs(Py_ssize_t rows, Py_ssize_t fan_in, Py_ssize_t fan_out,
+                                         const floating* delta, const floating* weights,
+                                         const floating* deriv, floating* inputs) noexcept nogil:
+    """Write (delta @ weights.T) * f'(z), the gradient with respect to the layer's
+    pre-activations, over its ``inputs`` (whose derivative block is ``deriv``)."""
+    cdef Py_ssize_t i
+    matmul(False, True, rows, fan_in, fan_out, delta, weights, 0, inputs)
+    for i in range(rows * fan_in):
+        inputs[i] *= deriv[i]
+    return inputs
+
+
 cdef void backward_pass(const Architecture* arch, const floating* params, const floating* x,
                         Py_ssize_t rows, Py_ssize_t capacity, const floating* deriv,
                         floating* act, const floating* grad_out, floating* grad) noexcept nogil:
@@ -240,20 +264,14 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
     is overwritten (each hidden block receives the gradient with respect to
     that layer's pre-activation once its activations are no longer needed).
     """
-    cdef Py_ssize_t layer, i, j
-    cdef Py_ssize_t fan_in, fan_out, offset = capacity * arch.hidden_width
+    cdef Py_ssize_t layer, i, j, fan_in, fan_out
     cdef const floating* delta = grad_out
     cdef const floating* inputs
     cdef floating* grad_bias
-    cdef floating* grad_inputs
     for layer in range(arch.n_layers - 1, -1, -1):
         fan_in = arch.sizes[layer]
         fan_out = arch.sizes[layer + 1]
-        if layer > 0:
-            offset -= capacity * fan_in
-            inputs = act + offset
-        else:
-            inputs = x
+        inputs = layer_inputs(arch, layer, x, act, capacity)
         # grad_W = inputs.T @ delta
         matmul(True, False, fan_in, fan_out, rows, inputs, delta, 0, grad + arch.weight_offsets[layer])
         if arch.bias_offsets[layer] >= 0:
@@ -265,14 +283,9 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
                 for j in range(fan_out):
                     grad_bias[j] += delta[i * fan_out + j]
         if layer > 0:
-            # delta = (delta @ W.T) * f'(z), written over the activations that
-            # the weight gradient above has just used.
-            grad_inputs = act + offset
-            matmul(False, True, rows, fan_in, fan_out, delta, params + arch.weight_offsets[layer],
-                   0, grad_inputs)
-            for i in range(rows * fan_in):
-                grad_inputs[i] *= deriv[offset + i]
-            delta = grad_inputs
+            # Over the activations that the weight gradient above has just used.
+            delta = backprop_to_inputs(rows, fan_in, fan_out, delta, params + arch.weight_offsets[layer],
+                                       deriv + (inputs - act), <floating*>inputs)
 
 
 cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const floating* x,
@@ -290,22 +303,17 @@ cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const
     the products ``backward_pass`` computes, and the updates round as
     ``optimizer_update``'s, so the results are the same.
     """
-    cdef Py_ssize_t layer, i, j, fan_in, fan_out, offset = capacity * arch.hidden_width
+    cdef Py_ssize_t layer, i, j, fan_in, fan_out
     cdef floating rate = lr, scale, old, new
     cdef const floating* delta = grad_out
     cdef const floating* inputs
     cdef floating* weights
     cdef floating* old_weights
-    cdef floating* grad_inputs
     cdef NanBits bad = NanBits(0, 0)
     for layer in range(arch.n_layers - 1, -1, -1):
         fan_in = arch.sizes[layer]
         fan_out = arch.sizes[layer + 1]
-        if layer > 0:
-            offset -= capacity * fan_in
-            inputs = act + offset
-        else:
-            inputs = x
+        inputs = layer_inputs(arch, layer, x, act, capacity)
         weights = params + arch.weight_offsets[layer]
         old_weights = saved + arch.weight_offsets[layer]
         for i in range(fan_in):
@@ -324,13 +332,9 @@ cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const
                 saved[arch.bias_offsets[layer] + j] = old
                 add_nan_bits(&bad, new)
         if layer > 0:
-            # delta = (delta @ W.T) * f'(z), with the weights from before the
-            # update, written over the inputs the update has just used.
-            grad_inputs = act + offset
-            matmul(False, True, 1, fan_in, fan_out, delta, old_weights, 0, grad_inputs)
-            for i in range(fan_in):
-                grad_inputs[i] *= deriv[offset + i]
-            delta = grad_inputs
+            # With the weights from before the update, over the inputs it has just used.
+            delta = backprop_to_inputs(1, fan_in, fan_out, delta, old_weights, deriv + (inputs - act),
+                                       <floating*>inputs)
     return no_nan_bits(&bad)
 
 
