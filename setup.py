@@ -3,8 +3,17 @@
 Metadata lives in ``pyproject.toml``; this file only lists the extensions.
 Set ``NNFAST_DEBUG=1`` to build with bounds, wrap-around and initialization
 checks turned back on (CI runs the test suite once against such a build).
+
+On x86-64 with GCC or Clang every kernel is built a second time, for CPUs
+with AVX2, as ``nnfast._avx2._name``; ``nnfast._kernels`` picks the build
+for the CPU at import. The default flags stay portable: the wheel runs on
+any x86-64, and the AVX2 modules are only imported where the CPU has AVX2.
 """
 import os
+import platform
+import re
+import sysconfig
+from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
@@ -23,26 +32,65 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-extensions = [
-    Extension(
-        f"nnfast.{name}",
-        [f"src/nnfast/{name}.pyx"],
+# Portable flags only: no -march=native and no -ffast-math (it would delete the
+# NaN/inf checks). Nothing reads errno, and without -fno-math-errno GCC cannot
+# vectorize a loop that calls sqrt (the Adam update).
+FLAGS = ["-O3", "-fno-math-errno"] + (["-O0", "-g"] if DEBUG else [])
+
+# AVX2 doubles the vector width; without FMA and with contraction off every
+# operation rounds as in the baseline build, and GCC vectorizes no
+# floating-point reduction without -ffast-math, so both builds give the same
+# bits (tests/test_kernels.py checks it).
+VARIANT = "_avx2"
+VARIANT_FLAGS = ["-mavx2", "-ffp-contract=off"]
+VARIANT_SOURCES = Path("build") / "variant-src"
+
+
+def builds_variant():
+    """Whether this platform and compiler get the AVX2 build."""
+    compiler = sysconfig.get_config_var("CC") or ""
+    return platform.machine().lower() in ("x86_64", "amd64") and os.name == "posix" and "cl.exe" not in compiler
+
+
+def write_variant_sources():
+    """Copy the sources for ``nnfast._avx2``, their cimports pointing at that package.
+
+    A file is rewritten only when its text changes, so that incremental
+    builds stay incremental.
+    """
+    target = VARIANT_SOURCES / "nnfast" / VARIANT
+    target.mkdir(parents=True, exist_ok=True)
+    for source in sorted(Path("src/nnfast").glob("*.p[xy]*")):
+        text = re.sub(r"\bnnfast\._", f"nnfast.{VARIANT}._", source.read_text())
+        path = target / source.name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+
+
+def extension(name, source, flags):
+    return Extension(
+        name,
+        [str(source)],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        # Portable flags only: no -march=native (wheels must run on any x86-64)
-        # and no -ffast-math (it would delete the NaN/inf checks). Nothing reads
-        # errno, and without -fno-math-errno GCC cannot vectorize a loop that
-        # calls sqrt (the Adam update).
-        extra_compile_args=["-O3", "-fno-math-errno"] + (["-O0", "-g"] if DEBUG else []),
+        extra_compile_args=flags,
     )
-    for name in KERNELS
-]
+
+
+extensions = [extension(f"nnfast.{name}", f"src/nnfast/{name}.pyx", FLAGS) for name in KERNELS]
+if builds_variant():
+    write_variant_sources()
+    extensions += [
+        extension(f"nnfast.{VARIANT}.{name}", VARIANT_SOURCES / "nnfast" / VARIANT / f"{name}.pyx",
+                  FLAGS + VARIANT_FLAGS)
+        for name in KERNELS
+    ]
 
 setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=DIRECTIVES,
-        include_path=["src"],
+        include_path=["src", str(VARIANT_SOURCES)],
         # Generated C goes under build/, one tree per mode, so a checked build
         # never reuses C generated without the checks (or the reverse).
         build_dir="build/cython-debug" if DEBUG else "build/cython",

@@ -17,6 +17,7 @@ import pytest
 # cimport (importing nnfast._matmul loads it the same way they do).
 import scipy.linalg  # noqa: F401
 import nnfast._matmul  # noqa: F401
+from nnfast import _kernels
 from threadpoolctl import threadpool_info, threadpool_limits
 
 BLAS_THREADS = 1
@@ -53,12 +54,15 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     config : pytest.Config
     machine_info : dict
         pytest-benchmark's machine description (it already holds ``cpu``,
-        from py-cpuinfo); updated in place.
+        from py-cpuinfo); updated in place with the BLAS pools and the
+        kernel build (``nnfast._kernels.BEST``; nets no wider than 4 use the
+        baseline build whatever it is).
     """
     pools = threadpool_info()
     blas = [pool for pool in pools if pool["user_api"] == "blas"]
     machine_info["blas_threads"] = sorted({pool["num_threads"] for pool in blas})
     machine_info["threadpools"] = pools
+    machine_info["nnfast_kernels"] = _kernels.BEST.name
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ def markdown_table(headers, rows, align):
 
 
 def header_line(results, command):
-    """One line with the date, CPU, BLAS threads and command of a run."""
+    """One line with the date, CPU, BLAS threads, nnfast's kernel build and command of a run."""
     machine = results["machine_info"]
     cpu = machine.get("cpu", {})
     brand = cpu.get("brand_raw") or machine.get("processor") or "unknown CPU"
@@ -121,9 +121,10 @@ def header_line(results, command):
         for pool in machine.get("threadpools", []) if pool.get("user_api") == "blas"
     )
     date = results["datetime"].replace("T", " ")[:19] + " UTC"
+    kernels = machine.get("nnfast_kernels", "not recorded")
     return (
         f"{date} · CPU: {brand} ({cpu.get('count', '?')} logical) · "
-        f"BLAS threads: {threads} ({libraries}) · `{command}`"
+        f"BLAS threads: {threads} ({libraries}) · nnfast kernels: {kernels} · `{command}`"
     )
 
 

@@ -10,7 +10,7 @@ import operator
 
 import numpy as np
 
-from nnfast._checks import first_non_finite
+from nnfast._kernels import checks
 
 # BLAS takes 32-bit sizes; larger dimensions would wrap around silently.
 MAX_DIMENSION = 2**31 - 1
@@ -170,7 +170,7 @@ def check_finite(name, array, given):
     ``given`` is what the user passed, for the message (a float64 value that
     overflows float32 is not itself infinite).
     """
-    position = first_non_finite(array)
+    position = checks.first_non_finite(array)
     if position >= 0:
         index = tuple(map(int, np.unravel_index(position, array.shape)))
         value = np.asarray(given).flat[position]

@@ -1,7 +1,7 @@
 """``nnfast.Net``: the compiled network."""
 import numpy as np
 
-from nnfast import _dense, _fastpath, _fit
+from nnfast import _kernels
 from nnfast._base import BaseNet
 from nnfast._validation import LOSSES
 
@@ -32,20 +32,25 @@ class Net(BaseNet):
 
     def __init__(self, layers, **kwargs):
         super().__init__(layers, **kwargs)
+        self._bind_kernels()
+
+    def _bind_kernels(self):
+        """Choose the kernel build (see nnfast/_kernels.py) and bind its fast path to this net."""
         self._workspace = None
-        self._fast = _fastpath.FastPath(self._layout.table, self._loss_code(), self._negative_slope,
-                                        self._params)
+        self._kernels = _kernels.for_layers(self._layers)
+        self._fast = self._kernels.fastpath.FastPath(self._layout.table, self._loss_code(),
+                                                     self._negative_slope, self._params)
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        # Scratch, rebuilt on demand; the fast path is bound to this net's arrays.
-        state["_workspace"] = state["_fast"] = None
+        # Modules and a fast path bound to this net's arrays; scratch is rebuilt on demand.
+        for key in ("_workspace", "_kernels", "_fast"):
+            del state[key]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._fast = _fastpath.FastPath(self._layout.table, self._loss_code(), self._negative_slope,
-                                        self._params)
+        self._bind_kernels()
 
     def _buffers(self, rows):
         """Scratch buffers for ``rows`` rows, grown when a larger batch comes."""
@@ -78,7 +83,7 @@ class Net(BaseNet):
     def _predict(self, x):
         out = np.empty((x.shape[0], self._layers[-1]), dtype=self._dtype)
         workspace = self._buffers(x.shape[0]).buffer
-        _dense.forward_into(self._layout.table, self._negative_slope, self._params, x, workspace, out, False)
+        self._kernels.dense.forward_into(self._layout.table, self._negative_slope, self._params, x, workspace, out, False)
         return out
 
     def _forward(self, x):
@@ -86,7 +91,7 @@ class Net(BaseNet):
         out = np.empty((rows, self._layers[-1]), dtype=self._dtype)
         # A workspace of exactly `rows` rows, so its activations can be handed out.
         workspace = _Workspace(self._layout, rows, self._dtype)
-        _dense.forward_into(self._layout.table, self._negative_slope, self._params, x, workspace.buffer, out, False)
+        self._kernels.dense.forward_into(self._layout.table, self._negative_slope, self._params, x, workspace.buffer, out, False)
         hidden, start = [], 0
         for size in self._layers[1:-1]:
             hidden.append(workspace.act[start : start + rows * size].reshape(rows, size))
@@ -95,20 +100,20 @@ class Net(BaseNet):
 
     def _loss(self, x, y):
         workspace = self._buffers(x.shape[0]).buffer
-        return _dense.loss_value(
+        return self._kernels.dense.loss_value(
             self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y, workspace
         )
 
     def _gradients(self, x, y):
         workspace = self._buffers(x.shape[0])
-        _dense.gradients_into(
+        self._kernels.dense.gradients_into(
             self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y,
             workspace.buffer,
         )
         return workspace.grad.copy()
 
     def _train_step(self, x, y, lr):
-        return _fit.train_step(
+        return self._kernels.fit.train_step(
             self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y, lr,
             self._buffers(x.shape[0]).buffer,
         )
@@ -119,7 +124,7 @@ class Net(BaseNet):
         batch_rows = run.batch_size if run.shuffle else 1
         x_batch = np.empty((batch_rows, x.shape[1]), dtype=self._dtype)
         y_batch = np.empty((batch_rows, y.shape[1]), dtype=self._dtype)
-        _fit.run_epochs(
+        self._kernels.fit.run_epochs(
             self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y,
             x_val, y_val, self._buffers(rows).buffer, x_batch, y_batch, run, stop,
         )

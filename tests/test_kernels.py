@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import nnfast
+from nnfast import _kernels
 from nnfast._checks import first_non_finite
 from nnfast._matmul import blas_min_work, matmul_into
 from tests.conftest import assert_close
 
-KERNEL_MODULES = ["_matmul", "_dense", "_optim", "_shuffle", "_fit", "_checks"]
+KERNEL_MODULES = ["_matmul", "_dense", "_optim", "_shuffle", "_fit", "_checks", "_fastpath"]
 METHODS = ["loops", "blas", "auto"]
 
 # (m, n, k) for out (m, n) = op(a) (m, k) @ op(b) (k, n): single rows and columns, odd sizes,
@@ -25,15 +26,16 @@ SHAPES = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (3, 5, 7), (17, 1, 33), (2, 9, 1), (3
           (4, 2, 2), (6, 3, 4), (2, 4, 3), (9, 4, 5)]
 
 
-def run_child(script):
-    """Run ``script`` in a child interpreter that imports this same nnfast.
+def run_child(script, **environment):
+    """Run ``script`` in a child interpreter that imports this same nnfast,
+    with ``environment`` added to the environment.
 
     Kernels that may crash run there, so that a crash fails a test instead
     of ending the whole test run.
     """
     package_root = os.path.dirname(os.path.dirname(nnfast.__file__))
     paths = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), **environment)
     return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True,
                           text=True, timeout=120, cwd=package_root)
 
@@ -246,3 +248,74 @@ def test_kernels_are_compiled_extension_modules(name):
     assert isinstance(module.__loader__, importlib.machinery.ExtensionFileLoader)
     assert module.__name__ == f"nnfast.{name}"
     assert module.__spec__.parent == nnfast.__name__
+
+
+# -- the AVX2 build --------------------------------------------------------------------------------
+
+# A training job touching every kernel: each activation, loss and optimizer,
+# batches of one and of several, float32 and float64. It prints one digest
+# of every loss, parameter and prediction.
+SAME_BITS_JOB = """
+    import hashlib
+    import numpy as np
+    import nnfast
+    from nnfast import _kernels
+    digest = hashlib.sha256()
+    rng = np.random.default_rng(5)
+    configs = [
+        dict(layers=[13, 40, 9, 3], activation=["relu", "tanh"], loss="mse", optimizer=lambda: nnfast.SGD(0.05)),
+        dict(layers=[13, 40, 9, 3], activation=["leaky_relu", "sigmoid"], loss="cross_entropy",
+             optimizer=lambda: nnfast.Adam(0.01)),
+        dict(layers=[13, 24, 3], activation="identity", loss="binary_cross_entropy",
+             optimizer=lambda: nnfast.AdamW(0.01)),
+        dict(layers=[13, 24, 3], activation="relu", loss="sse",
+             optimizer=lambda: nnfast.SGD(0.001, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ]
+    for dtype in (np.float64, np.float32):
+        for config in configs:
+            x = rng.standard_normal((50, config["layers"][0]))
+            y = rng.random((50, config["layers"][-1]))
+            if config["loss"] == "cross_entropy":
+                y = y.argmax(axis=1)
+            options = {k: v for k, v in config.items() if k not in ("layers", "optimizer")}
+            net = nnfast.Net(config["layers"], dtype=dtype, seed=1, **options)
+            net.optimizer = config["optimizer"]()
+            for batch_size in (1, 7, None):
+                history = net.fit(x, y, epochs=3, batch_size=batch_size, seed=2)
+                digest.update(history.loss.tobytes())
+            digest.update(np.float64(net.train_step(x[:1], y[:1], 0.01)).tobytes())
+            for array in net.weights + net.biases + [net.predict(x)]:
+                digest.update(array.tobytes())
+    print(_kernels.BEST.name, digest.hexdigest())
+"""
+
+
+def digest_with(kernels):
+    """The job's digest in a child interpreter with NNFAST_KERNELS=kernels."""
+    result = run_child(SAME_BITS_JOB, NNFAST_KERNELS=kernels)
+    assert result.returncode == 0, result.stderr
+    name, digest = result.stdout.split()
+    assert name == kernels
+    return digest
+
+
+def test_avx2_build_gives_the_same_bits():
+    """Wider vectors, same arithmetic: every loss, parameter and prediction is identical."""
+    if _kernels.AVX2 is None:
+        pytest.skip("this CPU or this install has no AVX2 build, so there is nothing to compare")
+    assert digest_with("avx2") == digest_with("baseline")
+
+
+def test_tiny_nets_keep_the_baseline_build():
+    """Under NNFAST_KERNELS=auto, nets no wider than TINY_WIDTH run the baseline kernels."""
+    if _kernels.CHOICE != "auto":
+        pytest.skip(f"NNFAST_KERNELS={_kernels.CHOICE} applies one build to every net")
+    assert nnfast.Net([3, 3, 1])._kernels is _kernels.BASELINE
+    assert nnfast.Net([3, 4, 4, 2])._kernels is _kernels.BASELINE
+    assert nnfast.Net([3, 5, 1])._kernels is _kernels.BEST
+
+
+def test_unknown_kernel_choice_is_refused():
+    result = run_child("import nnfast", NNFAST_KERNELS="sse9")
+    assert result.returncode != 0
+    assert "NNFAST_KERNELS must be one of auto, baseline, avx2, got 'sse9'" in result.stderr

@@ -32,3 +32,20 @@ def first_non_finite(cnp.ndarray values):
     if is_float32(values):
         return first_non_finite_typed(<float*>NULL, values)
     return first_non_finite_typed(<double*>NULL, values)
+
+
+cdef extern from *:
+    """
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    /* libgcc's CPU model also checks that the OS saves the AVX registers. */
+    static int nnfast_cpu_has_avx2(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2"); }
+    #else
+    static int nnfast_cpu_has_avx2(void) { return 0; }
+    #endif
+    """
+    int nnfast_cpu_has_avx2() nogil
+
+
+def cpu_has_avx2():
+    """Return whether this CPU (and OS) can run the AVX2 build of the kernels."""
+    return bool(nnfast_cpu_has_avx2())
