@@ -1,6 +1,6 @@
 """The per-call fast path of ``Net.train_step``, ``Net.predict`` and the data checks of ``fit``.
 
-The Python validation of a call costs about 1 µs, three times a whole
+The Python validation of a call costs about 1 µs, several times a whole
 seed-size training step. Most calls pass arrays that need no conversion:
 ndarrays of the net's dtype, C-contiguous, shaped as the net expects,
 finite. For those, a few C comparisons and one vectorized scan prove what
