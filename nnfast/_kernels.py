@@ -40,8 +40,9 @@ class Kernels(NamedTuple):
     fit: object
 
 
-def _avx2_kernels():
-    """The AVX2 build, or None where the CPU (or OS) or this install has none."""
+def avx2_kernels():
+    """Return the AVX2 build's ``Kernels``, or None where the CPU (or OS) or this
+    install has none, whatever ``NNFAST_KERNELS`` says."""
     if not _checks.cpu_has_avx2():
         return None
     try:
@@ -55,7 +56,7 @@ CHOICE = os.environ.get("NNFAST_KERNELS", "auto")
 if CHOICE not in _CHOICES:
     raise ImportError(f"NNFAST_KERNELS must be one of {', '.join(_CHOICES)}, got {CHOICE!r}")
 BASELINE = Kernels("baseline", _checks, _dense, _fastpath, _fit)
-AVX2 = None if CHOICE == "baseline" else _avx2_kernels()
+AVX2 = None if CHOICE == "baseline" else avx2_kernels()
 if CHOICE == "avx2" and AVX2 is None:
     raise ImportError("NNFAST_KERNELS=avx2, but this CPU, its OS or this install of nnfast has no AVX2 build")
 BEST = AVX2 or BASELINE

@@ -8,7 +8,7 @@ from nnfast._arrays cimport index_data, is_float32, matrix_data, vector_data
 from nnfast._dense cimport (CROSS_ENTROPY, BINARY_CROSS_ENTROPY, Architecture, Workspace,
                             accuracy, backward_pass, backward_sgd_one_row, carve_workspace,
                             forward_pass, loss_and_output_gradient, read_architecture)
-from nnfast._optim cimport SGD, Hyperparameters, optimizer_update, read_hyperparameters
+from nnfast._optim cimport SGD, Hyperparameters, is_plain_sgd, optimizer_update, read_hyperparameters
 from nnfast._shuffle cimport shuffle_indices
 from nnfast._status cimport LOSS_NOT_FINITE, STEP_OK, UPDATE_NOT_FINITE
 
@@ -29,7 +29,7 @@ cdef int optimizer_step(const Architecture* arch, floating* params, const floati
     loss[0] = loss_and_output_gradient(arch, scratch + ws.out, y, rows, True)
     if loss[0] - loss[0] != 0:
         return LOSS_NOT_FINITE
-    if rows == 1 and hyper.code == SGD and hyper.momentum == 0 and hyper.weight_decay == 0:
+    if rows == 1 and is_plain_sgd(hyper):
         # Online plain SGD: the update is applied during backprop, the old
         # parameters kept in the gradient's place to undo it.
         if backward_sgd_one_row(arch, params, x, ws.capacity, scratch + ws.deriv, scratch + ws.act,

@@ -20,6 +20,11 @@ cdef struct Hyperparameters:
 
 cdef Hyperparameters read_hyperparameters(const double* values) noexcept nogil
 
+
+cdef inline bint is_plain_sgd(const Hyperparameters* hyper) noexcept nogil:
+    """Whether the update is p = p - lr * g: SGD without momentum or weight decay."""
+    return hyper.code == SGD and hyper.momentum == 0 and hyper.weight_decay == 0
+
 cdef int optimizer_update(const Hyperparameters* hyper, long long step, double lr, Py_ssize_t n,
                           floating* grad, floating* params, floating* first,
                           floating* second) noexcept nogil

@@ -44,13 +44,14 @@ cdef int optimizer_update(const Hyperparameters* hyper, long long step, double l
         if not adam_update(hyper, step, lr, n, grad, params, first, second, False):
             return UPDATE_NOT_FINITE
         adam_update(hyper, step, lr, n, grad, params, first, second, True)
-    elif hyper.momentum != 0 or hyper.weight_decay != 0:
+    elif is_plain_sgd(hyper):
+        if not plain_sgd_update(lr, n, grad, params):
+            memcpy(params, grad, n * sizeof(floating))
+            return UPDATE_NOT_FINITE
+    else:
         if not sgd_update(hyper, lr, n, grad, params, first, False):
             return UPDATE_NOT_FINITE
         sgd_update(hyper, lr, n, grad, params, first, True)
-    elif not plain_sgd_update(lr, n, grad, params):
-        memcpy(params, grad, n * sizeof(floating))
-        return UPDATE_NOT_FINITE
     return STEP_OK
 
 
