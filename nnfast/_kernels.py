@@ -6,7 +6,8 @@ the bit (tests/test_kernels.py checks it); the AVX2 one runs the
 elementwise loops (activations, updates, finiteness scans) on vectors twice
 as wide. A net whose layers are all at most 4 wide runs only the unrolled
 small products, where wider vectors have nothing to do and the AVX2 build
-measured ~9% slower (a seed-size fit step), so such nets keep the baseline.
+measured 2-5% slower (a seed-size fit; ``python bench/kernel_builds.py``
+times both builds side by side), so such nets keep the baseline.
 
 The environment variable ``NNFAST_KERNELS`` chooses: ``auto`` (the
 default, as above), ``baseline`` or ``avx2`` (every net; for tests and

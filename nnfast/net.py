@@ -34,10 +34,11 @@ class Net(BaseNet):
         super().__init__(layers, **kwargs)
         self._bind_kernels()
 
-    def _bind_kernels(self):
-        """Choose the kernel build (see nnfast/_kernels.py) and bind its fast path to this net."""
+    def _bind_kernels(self, kernels=None):
+        """Use ``kernels`` (by default the build nnfast/_kernels.py chooses for these
+        layers), binding its fast path to this net."""
         self._workspace = None
-        self._kernels = _kernels.for_layers(self._layers)
+        self._kernels = _kernels.for_layers(self._layers) if kernels is None else kernels
         self._fast = self._kernels.fastpath.FastPath(self._layout.table, self._loss_code(),
                                                      self._negative_slope, self._params)
 
