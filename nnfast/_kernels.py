@@ -5,9 +5,10 @@ for CPUs with AVX2 (``nnfast._avx2``). Both builds give the same results to
 the bit (tests/test_kernels.py checks it); the AVX2 one runs the
 elementwise loops (activations, updates, finiteness scans) on vectors twice
 as wide. A net whose layers are all at most 4 wide runs only the unrolled
-small products, where wider vectors have nothing to do and the AVX2 build
-measured 2-6% slower (two runs) (a seed-size fit; ``python bench/kernel_builds.py``
-times both builds side by side), so such nets keep the baseline.
+small products, where wider vectors have nothing to do: on a seed-size fit
+the AVX2 build measured 2-6% slower over two runs of
+``python bench/kernel_builds.py``, which times both builds side by side.
+So such nets keep the baseline.
 
 The environment variable ``NNFAST_KERNELS`` chooses: ``auto`` (the
 default, as above), ``baseline`` or ``avx2`` (every net; for tests and
