@@ -27,7 +27,7 @@ REPEATS = 7
 def net_with(kernels, layers, dtype):
     """A seeded net that runs ``kernels`` whatever ``_kernels.for_layers`` would pick."""
     net = nnfast.Net(layers, loss="mse", dtype=dtype, seed=0)
-    net._bind_kernels(kernels)
+    net._make_runtime(kernels)
     return net
 
 

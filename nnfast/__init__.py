@@ -14,10 +14,11 @@ except ImportError as error:  # pragma: no cover - depends on how nnfast was ins
     ) from error
 
 from nnfast import examples, schedules
-from nnfast._history import DivergenceError, History
+from nnfast._history import DivergenceError, History, TrainingInterrupted
 from nnfast.io import load
 from nnfast.net import Net
 from nnfast.optimizers import SGD, Adam, AdamW
 
-__all__ = ["Net", "SGD", "Adam", "AdamW", "History", "DivergenceError", "load", "examples", "schedules"]
+__all__ = ["Net", "SGD", "Adam", "AdamW", "History", "DivergenceError", "TrainingInterrupted", "load",
+           "examples", "schedules"]
 __version__ = "0.1.0"

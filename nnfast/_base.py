@@ -7,15 +7,25 @@ early stopping, progress, callbacks) and turning status codes into
 exceptions. Subclasses supply the arithmetic through hooks that receive
 already-validated arrays: ``_predict``, ``_forward``, ``_loss``,
 ``_gradients``, ``_train_step`` and ``_run_epochs``.
+
+Threads: the hooks take the net's lock themselves; what ``BaseNet`` does
+to the parameters outside them (reading or assigning ``weights``, the
+ownership of a whole ``fit``, restoring the best epoch) goes through
+``_reading``, ``_writing`` and ``_owning``. The default is one reentrant
+lock for everything, which serializes all calls; ``nnfast.Net`` replaces
+it with a reader-writer lock (nnfast/_lock.pyx) under which readers run
+in parallel.
 """
+import copy
 import math
+import threading
 import time
 from fractions import Fraction
 
 import numpy as np
 
-from nnfast import _random
-from nnfast._history import STEP_OK, DivergenceError, History
+from nnfast import _memory, _random
+from nnfast._history import STEP_OK, DivergenceError, History, TrainingInterrupted
 from nnfast._layout import ParameterLayout, initialize
 from nnfast._training import TrainingRun
 from nnfast._validation import (
@@ -102,10 +112,52 @@ class BaseNet:
         self._dtype = check_dtype(dtype)
         codes = [ACTIVATIONS.index(name) for name in self._activations] + [ACTIVATIONS.index("identity")]
         self._layout = ParameterLayout(self._layers, self._bias, codes)
-        self._params = np.empty(self._layout.n_params, dtype=self._dtype)
+        n_params = self._layout.n_params
+        # The largest weight matrix is drawn in float64 before it is copied in.
+        largest = max(fan_in * fan_out for fan_in, fan_out in self._layout.weight_shapes)
+        _memory.check_allocation(n_params * self._dtype.itemsize + largest * 8,
+                                 f"a net of layers {list(self._layers)} ({n_params:,} {self._dtype} parameters)")
+        self._params = np.empty(n_params, dtype=self._dtype)
         initialize(self._layout, self._params, check_seed(seed), self._init, self._init_std,
                    self._activations + ["identity"])
         self.optimizer = None
+        self._make_runtime()
+
+    # -- what is rebuilt rather than copied: locks, compiled bindings ------
+
+    # The attributes _make_runtime creates, left out of pickles and copies.
+    _RUNTIME = ("_lock",)
+
+    def _make_runtime(self):
+        """Create the net's lock (and, in subclasses, whatever else belongs to this
+        process rather than to the net's state)."""
+        self._lock = threading.RLock()
+
+    def _reading(self):
+        """A context in which the parameters do not change."""
+        return self._lock
+
+    def _writing(self):
+        """A context in which nothing else reads or changes the parameters."""
+        return self._lock
+
+    def _owning(self):
+        """A context in which no other thread trains the net or assigns its parameters."""
+        return self._lock
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for key in self._RUNTIME:
+            del state[key]
+        # A snapshot, so that a copy taken while another thread trains is whole.
+        with self._reading():
+            state["_params"] = self._params.copy()
+            state["optimizer"] = copy.deepcopy(self.optimizer)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._make_runtime()
 
     # -- description -------------------------------------------------------
 
@@ -164,13 +216,15 @@ class BaseNet:
         (any real dtype, any memory layout) checks the count, the shapes and
         finiteness, then copies the values in.
         """
-        return [view.copy() for view in self._layout.weight_views(self._params)]
+        with self._reading():
+            return [view.copy() for view in self._layout.weight_views(self._params)]
 
     @weights.setter
     def weights(self, values):
         arrays = check_parameter_list("weights", values, self._layout.weight_shapes, self._dtype)
-        for view, array in zip(self._layout.weight_views(self._params), arrays):
-            view[...] = array
+        with self._writing():
+            for view, array in zip(self._layout.weight_views(self._params), arrays):
+                view[...] = array
 
     @property
     def biases(self):
@@ -179,13 +233,15 @@ class BaseNet:
         Empty when no layer has a bias. Reading returns copies; assigning
         checks and copies in, as for ``weights``.
         """
-        return [view.copy() for view in self._layout.bias_views(self._params)]
+        with self._reading():
+            return [view.copy() for view in self._layout.bias_views(self._params)]
 
     @biases.setter
     def biases(self, values):
         arrays = check_parameter_list("biases", values, self._layout.bias_shapes, self._dtype)
-        for view, array in zip(self._layout.bias_views(self._params), arrays):
-            view[...] = array
+        with self._writing():
+            for view, array in zip(self._layout.bias_views(self._params), arrays):
+                view[...] = array
 
     def save(self, path):
         """Write the net (architecture, parameters, optimizer and its state) to one ``.npz`` file.
@@ -341,8 +397,9 @@ class BaseNet:
 
     def reset_optimizer(self):
         """Forget the optimizer's state (momentum, Adam moments, step count)."""
-        if self.optimizer is not None:
-            self.optimizer.reset()
+        with self._owning():
+            if self.optimizer is not None:
+                self.optimizer.reset()
 
     def _validation_split(self, x, y, validation_data, validation_fraction, seed):
         """Return ``(x, y, x_val, y_val)`` (the last two None without validation)."""
@@ -435,6 +492,22 @@ class BaseNet:
             When a loss or the updated parameters become NaN or infinite.
             Training stops there, the failing step is not applied, and the
             exception's ``history`` holds the losses so far.
+        TrainingInterrupted
+            On Ctrl-C (SIGINT, in the main thread), within about 0.02 s or
+            one step. The net keeps the parameters after the last completed
+            step (not the best epoch's), the optimizer's state matches them,
+            and the exception's ``history`` holds the losses so far. It is a
+            ``KeyboardInterrupt``.
+        MemoryError
+            Before training, if the fit's buffers would not fit in memory.
+
+        Notes
+        -----
+        Training calls (``fit``, ``partial_fit``, ``train_step``) and
+        assignments to ``weights``/``biases`` on one net run one at a time:
+        one from another thread waits until this fit has returned. Calls
+        that only read the net (``predict``, ``loss``, ...) from other
+        threads run meanwhile and see the parameters between two steps.
         """
         x, y = self._check_data(x, y)
         epochs = check_int("epochs", epochs, 0)
@@ -457,14 +530,33 @@ class BaseNet:
         batch_size = min(check_int("batch_size", batch_size, 1), n_samples)
         shuffle = check_bool("shuffle", shuffle) and batch_size < n_samples
         state = _random.shuffle_state(seed) if shuffle else 0
-        optimizer._bind(self.n_params, self._dtype)
-        self.optimizer = optimizer
-        run = TrainingRun(
-            n_samples, self.n_params, self._dtype, epochs, batch_size, shuffle, state, optimizer,
-            schedule.learning_rates(optimizer.lr, epochs), x_val is not None, early_stopping,
-            patience, min_delta,
-        )
-        return self._train(run, x, y, x_val, y_val, verbose, callback)
+        self._check_fit_memory(n_samples, epochs, batch_size, optimizer, x, y, x_val, early_stopping)
+        with self._owning():
+            optimizer._bind(self.n_params, self._dtype)
+            self.optimizer = optimizer
+            run = TrainingRun(
+                n_samples, self.n_params, self._dtype, epochs, batch_size, shuffle, state, optimizer,
+                schedule.learning_rates(optimizer.lr, epochs), x_val is not None, early_stopping,
+                patience, min_delta,
+            )
+            return self._train(run, x, y, x_val, y_val, verbose, callback)
+
+    def _check_fit_memory(self, n_samples, epochs, batch_size, optimizer, x, y, x_val, early_stopping):
+        """Raise MemoryError, naming the size, if a fit's buffers cannot fit in memory."""
+        steps = epochs * -(-n_samples // batch_size)
+        records = 8 * (steps + 4 * epochs + n_samples)  # losses, epoch records, sample order
+        param_bytes = self.n_params * self._dtype.itemsize
+        state = optimizer.n_moments * param_bytes if optimizer.buffers is None else 0
+        batches = batch_size * (x.shape[1] + y.shape[1]) * self._dtype.itemsize
+        rows = max(batch_size, 0 if x_val is None else x_val.shape[0])
+        total = (records + state + batches + self._workspace_bytes(rows)
+                 + (param_bytes if early_stopping else 0))
+        _memory.check_allocation(total, f"this fit ({epochs:,} epochs of {steps // max(epochs, 1):,} steps, "
+                                        f"batches of {batch_size:,} rows)")
+
+    def _workspace_bytes(self, rows):
+        """Bytes of scratch the arithmetic needs for ``rows`` rows (0 where it is not known)."""
+        return 0
 
     def partial_fit(self, x, y, *, lr=None, optimizer=None, batch_size=None, shuffle=True, seed=None):
         """Train one more epoch on ``(x, y)``, keeping the optimizer's state (online learning).
@@ -485,22 +577,26 @@ class BaseNet:
         # Without a callback or printing, one chunk: the whole fit in one call.
         chunk = 1 if verbose or callback is not None else max(run.epochs, 1)
         start = time.perf_counter()
-        while run.epoch < run.epochs and not run.stopped:
-            first = run.epoch
-            try:
-                self._run_epochs(x, y, x_val, y_val, run, min(run.epoch + chunk, run.epochs))
-            finally:
-                run.optimizer.step_count = int(run.optimizer_steps[0])
-            if run.status != STEP_OK:
-                raise DivergenceError(run.status, run.steps - 1, run.learning_rates[run.epoch],
-                                      run.history(classification))
-            if verbose:
-                for epoch in range(first, run.epoch):
-                    self._print_epoch(run, epoch, time.perf_counter() - start)
-            if callback is not None and callback(run.epoch - 1, run.history(classification)):
-                run.stopped = True
+        try:
+            while run.epoch < run.epochs and not run.stopped:
+                first = run.epoch
+                try:
+                    self._run_epochs(x, y, x_val, y_val, run, min(run.epoch + chunk, run.epochs))
+                finally:
+                    run.optimizer.step_count = int(run.optimizer_steps[0])
+                if run.status != STEP_OK:
+                    raise DivergenceError(run.status, run.steps - 1, run.learning_rates[run.epoch],
+                                          run.history(classification))
+                if verbose:
+                    for epoch in range(first, run.epoch):
+                        self._print_epoch(run, epoch, time.perf_counter() - start)
+                if callback is not None and callback(run.epoch - 1, run.history(classification)):
+                    run.stopped = True
+        except KeyboardInterrupt as error:
+            raise TrainingInterrupted(run.steps, run.history(classification), str(error)) from error
         if run.early_stopping and run.progress[2] >= 0:
-            self._params[...] = run.best_params
+            with self._writing():
+                self._params[...] = run.best_params
         return run.history(classification)
 
     def _print_epoch(self, run, epoch, elapsed):

@@ -1,4 +1,4 @@
-"""What ``fit`` returns, and the error it raises when training diverges."""
+"""What ``fit`` returns, and the errors it raises when training diverges or is interrupted."""
 import numpy as np
 
 # Status codes shared by the reference and the compiled kernels.
@@ -67,4 +67,23 @@ class DivergenceError(FloatingPointError):
             f"Try a smaller learning rate (lr={lr:g}) or scale the inputs and targets."
         )
         self.step = step
+        self.history = history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a ``fit`` between two steps.
+
+    A ``KeyboardInterrupt``, so code that catches that catches this too.
+    The net keeps the parameters after the last completed step, and the
+    optimizer's state and step count match them; ``history`` holds the
+    losses of every step and epoch completed.
+    """
+
+    def __init__(self, steps, history, reason=""):
+        super().__init__(
+            (f"{reason}: " if reason else "")
+            + f"training was interrupted after {steps} steps ({history.epochs} whole epochs); "
+            "the net keeps the parameters after the last completed step, and the "
+            "exception's history holds the losses so far"
+        )
         self.history = history

@@ -1,23 +1,13 @@
 """``nnfast.Net``: the compiled network."""
+import contextlib
+
 import numpy as np
 
-from nnfast import _kernels
+from nnfast import _kernels, _memory
 from nnfast._base import BaseNet
 from nnfast._validation import LOSSES
 
 __all__ = ["Net"]
-
-
-class _Workspace:
-    """The kernels' scratch buffer for batches of up to ``capacity`` rows, reused across calls."""
-
-    def __init__(self, layout, capacity, dtype):
-        self.buffer = np.empty(layout.workspace_length(capacity), dtype=dtype)
-        self.capacity = capacity
-        # Readable parts; the order is ParameterLayout.workspace_length's.
-        self.grad = self.buffer[: layout.n_params]
-        act_start = layout.n_params + capacity * layout.hidden_width
-        self.act = self.buffer[act_start : act_start + capacity * layout.hidden_width]
 
 
 class Net(BaseNet):
@@ -26,39 +16,49 @@ class Net(BaseNet):
         "trained and run by compiled kernels.\n\n    "
         "Same interface and results as ``nnfast.reference.Net``, the NumPy\n    "
         "specification; every step of ``fit`` runs in one compiled call\n    "
-        "without the GIL. The net keeps scratch buffers sized for the largest\n    "
-        "batch it has seen and reuses them",
+        "without the GIL. One net may be used from many threads at once;\n    "
+        "see the README's Guarantees",
     )
 
-    def __init__(self, layers, **kwargs):
-        super().__init__(layers, **kwargs)
-        self._bind_kernels()
-
-    def _bind_kernels(self, kernels=None):
-        """Use ``kernels`` (by default the build nnfast/_kernels.py chooses for these
-        layers), binding its fast path to this net."""
-        self._workspace = None
+    def _make_runtime(self, kernels=None):
+        """Bind the kernel build (by default the one nnfast/_kernels.py chooses for
+        these layers) and its compiled core, with the net's lock, to this net."""
         self._kernels = _kernels.for_layers(self._layers) if kernels is None else kernels
         self._fast = self._kernels.fastpath.FastPath(self._layout.table, self._loss_code(),
                                                      self._negative_slope, self._params)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        # Modules and a fast path bound to this net's arrays; scratch is rebuilt on demand.
-        for key in ("_workspace", "_kernels", "_fast"):
-            del state[key]
-        return state
+    _RUNTIME = ("_kernels", "_fast")
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._bind_kernels()
+    # -- locking: nnfast/_lock.pyx ------------------------------------------
 
-    def _buffers(self, rows):
-        """Scratch buffers for ``rows`` rows, grown when a larger batch comes."""
-        if self._workspace is None or self._workspace.capacity < rows:
-            self._workspace = _Workspace(self._layout, rows, self._dtype)
-            self._fast.use_workspace(self._workspace.buffer)
-        return self._workspace
+    @contextlib.contextmanager
+    def _reading(self):
+        lock = self._fast.lock
+        lock.begin_read()
+        try:
+            yield
+        finally:
+            lock.end_read()
+
+    @contextlib.contextmanager
+    def _writing(self):
+        lock = self._fast.lock
+        lock.begin_write()
+        try:
+            yield
+        finally:
+            lock.end_write()
+
+    @contextlib.contextmanager
+    def _owning(self):
+        lock = self._fast.lock
+        lock.begin_own()
+        try:
+            yield
+        finally:
+            lock.end_own()
+
+    # -- the fast paths ------------------------------------------------------
 
     def _check_data(self, x, y, names=("x", "y")):
         # Arrays the compiled checks accept skip the Python validation; see nnfast/_fastpath.pyx.
@@ -78,46 +78,38 @@ class Net(BaseNet):
 
     train_step.__doc__ = BaseNet.train_step.__doc__
 
+    # -- hooks ---------------------------------------------------------------
+
     def _loss_code(self):
         return LOSSES.index(self._loss_name)
 
+    def _workspace_bytes(self, rows):
+        return self._layout.workspace_length(rows) * self._dtype.itemsize
+
     def _predict(self, x):
-        out = np.empty((x.shape[0], self._layers[-1]), dtype=self._dtype)
-        workspace = self._buffers(x.shape[0]).buffer
-        self._kernels.dense.forward_into(self._layout.table, self._negative_slope, self._params, x, workspace, out, False)
-        return out
+        return self._fast.predict(x)  # x is validated, so never None
 
     def _forward(self, x):
         rows = x.shape[0]
-        out = np.empty((rows, self._layers[-1]), dtype=self._dtype)
-        # A workspace of exactly `rows` rows, so its activations can be handed out.
-        workspace = _Workspace(self._layout, rows, self._dtype)
-        self._kernels.dense.forward_into(self._layout.table, self._negative_slope, self._params, x, workspace.buffer, out, False)
+        _memory.check_allocation(rows * self._layout.hidden_width * self._dtype.itemsize,
+                                 f"forward on {rows:,} rows (the hidden activations)")
+        out, act = self._fast.forward(x)
         hidden, start = [], 0
         for size in self._layers[1:-1]:
-            hidden.append(workspace.act[start : start + rows * size].reshape(rows, size))
+            hidden.append(act[start : start + rows * size].reshape(rows, size))
             start += rows * size
         return out, hidden
 
     def _loss(self, x, y):
-        workspace = self._buffers(x.shape[0]).buffer
-        return self._kernels.dense.loss_value(
-            self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y, workspace
-        )
+        return self._fast.loss(x, y)
 
     def _gradients(self, x, y):
-        workspace = self._buffers(x.shape[0])
-        self._kernels.dense.gradients_into(
-            self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y,
-            workspace.buffer,
-        )
-        return workspace.grad.copy()
+        return self._fast.gradients(x, y)
 
     def _train_step(self, x, y, lr):
-        return self._kernels.fit.train_step(
-            self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y, lr,
-            self._buffers(x.shape[0]).buffer,
-        )
+        _memory.check_allocation(self._workspace_bytes(x.shape[0]),
+                                 f"a training step on {x.shape[0]:,} rows (its scratch)")
+        return self._fast.train_step_checked(x, y, lr)
 
     def _run_epochs(self, x, y, x_val, y_val, run, stop):
         rows = max(run.batch_size, 0 if x_val is None else x_val.shape[0])
@@ -125,7 +117,9 @@ class Net(BaseNet):
         batch_rows = run.batch_size if run.shuffle else 1
         x_batch = np.empty((batch_rows, x.shape[1]), dtype=self._dtype)
         y_batch = np.empty((batch_rows, y.shape[1]), dtype=self._dtype)
+        workspace = self._fast.take_scratch(rows)
         self._kernels.fit.run_epochs(
             self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y,
-            x_val, y_val, self._buffers(rows).buffer, x_batch, y_batch, run, stop,
+            x_val, y_val, workspace, x_batch, y_batch, run, stop, self._fast.lock,
         )
+        self._fast.give_back(workspace)

@@ -154,28 +154,35 @@ class Net(BaseNet):
                 grad_out = grad_out.dot(params[layer][0].T) * derivative
         return loss, grad
 
+    # Each hook holds the net's one lock (BaseNet._make_runtime): the
+    # reference is thread-safe by running one call at a time.
+
     def _predict(self, x):
-        return self._run(x)[0]
+        with self._lock:
+            return self._run(x)[0]
 
     def _forward(self, x):
-        y_pred, _, inputs = self._run(x)
+        with self._lock:
+            y_pred, _, inputs = self._run(x)
         return y_pred, inputs[1:]
 
     def _loss(self, x, y):
         return loss_and_output_gradient(self._loss_name, self._predict(x), y)[0]
 
     def _gradients(self, x, y):
-        return self._loss_and_gradients(x, y)[1]
+        with self._lock:
+            return self._loss_and_gradients(x, y)[1]
 
     def _train_step(self, x, y, lr):
-        loss, grad = self._loss_and_gradients(x, y)
-        if not np.isfinite(loss):
-            return loss, LOSS_NOT_FINITE
-        updated = self._params - lr * grad
-        if not np.isfinite(updated).all():
-            return loss, UPDATE_NOT_FINITE
-        self._params[...] = updated
-        return loss, STEP_OK
+        with self._lock:
+            loss, grad = self._loss_and_gradients(x, y)
+            if not np.isfinite(loss):
+                return loss, LOSS_NOT_FINITE
+            updated = self._params - lr * grad
+            if not np.isfinite(updated).all():
+                return loss, UPDATE_NOT_FINITE
+            self._params[...] = updated
+            return loss, STEP_OK
 
     def _optimizer_step(self, x, y, run, lr):
         """One optimizer step on a batch; return ``(loss, status)``."""

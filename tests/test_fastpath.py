@@ -28,11 +28,8 @@ def targets_for(loss, rows, n_out, rng, dtype):
     return rng.standard_normal((rows, n_out)).astype(dtype)
 
 
-def ready_net(dtype, loss="sse", layers=LAYERS, rows=8):
-    """A net whose scratch holds ``rows`` rows, so that the fast path can run."""
-    net = nnfast.Net(layers, loss=loss, dtype=dtype, seed=3)
-    net.predict(np.zeros((rows, layers[0]), dtype=dtype))
-    return net
+def ready_net(dtype, loss="sse", layers=LAYERS):
+    return nnfast.Net(layers, loss=loss, dtype=dtype, seed=3)
 
 
 @given(
@@ -49,7 +46,7 @@ def test_fast_path_equals_validating_path(layers, rows, loss, dtype, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows, layers[0])).astype(dtype)
     y = targets_for(loss, rows, layers[-1], rng, dtype)
-    fast = ready_net(dtype, loss, layers, rows)
+    fast = ready_net(dtype, loss, layers)
     slow = copy.deepcopy(fast)
     out = fast._fast.predict(x)
     assert out is not None, "the fast path declined valid arguments"
@@ -100,7 +97,6 @@ DECLINED = [
     ("x-3d", lambda: X[None], lambda: Y, lambda: 0.1),
     ("x-features", lambda: np.ones((8, 4)), lambda: Y, lambda: 0.1),
     ("x-empty", lambda: np.ones((0, 3)), lambda: np.ones((0, 2)), lambda: 0.1),
-    ("x-beyond-scratch", lambda: np.ones((9, 3)), lambda: np.ones((9, 2)), lambda: 0.1),
     ("y-rows", lambda: X, lambda: Y[:7].copy(), lambda: 0.1),
     ("y-outputs", lambda: X, lambda: np.ones((8, 3)), lambda: 0.1),
     ("y-1d-two-outputs", lambda: X, lambda: np.zeros(8), lambda: 0.1),
@@ -125,7 +121,7 @@ def test_fast_path_declines_what_needs_validation(name, make_x, make_y, make_lr)
     assert net._fast.train_step(x, y, make_lr()) is None
     if not name.startswith(("y-", "lr-")):
         assert net._fast.predict(x) is None
-    if not name.startswith("lr-") and name != "x-beyond-scratch":  # fit's data check has no row limit
+    if not name.startswith("lr-"):
         assert not net._fast.data_trusted(x, y)
     np.testing.assert_array_equal(params_of(net), before)
 
@@ -160,14 +156,28 @@ def test_copies_get_a_fast_path_of_their_own(duplicate):
     net = ready_net(np.float64)
     twin = duplicate(net)
     before = params_of(net)
-    twin.train_step(X, Y, 0.1)  # grows the copy's scratch first, then the fast path runs
     assert twin._fast.train_step(X, Y, 0.1) is not None
     np.testing.assert_array_equal(params_of(net), before)
     assert not np.array_equal(params_of(twin), before)
 
 
-def test_larger_batch_grows_the_scratch_and_the_fast_path_follows():
-    net = ready_net(np.float64, rows=2)
-    assert net._fast.predict(X) is None  # 8 rows > the 2 the scratch holds
-    net.predict(X)
-    assert net._fast.predict(X) is not None
+def test_fast_path_serves_any_batch_and_keeps_only_small_scratch():
+    """Scratch is taken per call: any number of rows runs on the fast path, and
+    only a workspace of at most a block of rows, or of a modest training batch,
+    stays with the net afterwards."""
+    net = nnfast.Net([3, 64, 2], seed=0)
+    fast = net._fast
+    assert fast.spare_length == 0
+    block_length = net._layout.workspace_length(fast.block_rows)
+    x = np.ones((3 * fast.block_rows + 5, 3))
+    assert fast.predict(x) is not None
+    assert 0 < fast.spare_length <= block_length
+    big_rows = _fastpath_constant("TRAINING_SCRATCH_BYTES") // (8 * (2 * 64 + 2)) + 1
+    x, y = np.ones((big_rows, 3)), np.ones((big_rows, 2))
+    assert fast.train_step(x, y, 1e-6) is None  # its scratch needs Python's memory check first
+    net.train_step(x, y, 1e-6)
+    assert fast.spare_length <= block_length
+
+
+def _fastpath_constant(name):
+    return getattr(nnfast.net._kernels.BEST.fastpath, name)

@@ -46,6 +46,11 @@ cdef void forward_pass(const Architecture* arch, const floating* params, const f
                        Py_ssize_t rows, Py_ssize_t capacity, floating* deriv, floating* act,
                        floating* out) noexcept nogil
 
+cdef double loss_sum(const Architecture* arch, floating* out, const floating* y, Py_ssize_t rows,
+                     Py_ssize_t total_rows, bint write_gradient, double total) noexcept nogil
+
+cdef double mean_loss(const Architecture* arch, floating total, Py_ssize_t rows) noexcept nogil
+
 cdef double loss_and_output_gradient(const Architecture* arch, floating* out, const floating* y,
                                      Py_ssize_t rows, bint write_gradient) noexcept nogil
 
@@ -54,7 +59,8 @@ cdef double accuracy(const Architecture* arch, const floating* out, const floati
 
 cdef void backward_pass(const Architecture* arch, const floating* params, const floating* x,
                         Py_ssize_t rows, Py_ssize_t capacity, const floating* deriv,
-                        floating* act, const floating* grad_out, floating* grad) noexcept nogil
+                        floating* act, const floating* grad_out, floating* grad,
+                        bint accumulate) noexcept nogil
 
 cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const floating* x,
                                Py_ssize_t capacity, const floating* deriv, floating* act,

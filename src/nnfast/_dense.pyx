@@ -20,8 +20,7 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport exp, fabs, log, log1p, tanh
 
-from nnfast._arrays cimport (NanBits, add_nan_bits, is_float32, matrix_data, no_nan_bits,
-                             vector_data)
+from nnfast._arrays cimport NanBits, add_nan_bits, no_nan_bits
 from nnfast._matmul cimport matmul
 
 cnp.import_array()
@@ -152,10 +151,14 @@ cdef void forward_pass(const Architecture* arch, const floating* params, const f
             offset += capacity * fan_out
 
 
-cdef double loss_and_output_gradient(const Architecture* arch, floating* out, const floating* y,
-                                     Py_ssize_t rows, bint write_gradient) noexcept nogil:
-    """Return the loss of the outputs ``out`` against ``y``; with ``write_gradient``,
-    overwrite ``out`` by the loss's gradient with respect to it.
+cdef double loss_sum(const Architecture* arch, floating* out, const floating* y, Py_ssize_t rows,
+                     Py_ssize_t total_rows, bint write_gradient, double total) noexcept nogil:
+    """Return ``total`` plus the loss of the outputs ``out`` against ``y`` summed
+    over the ``rows`` rows, in double; with ``write_gradient``, overwrite ``out``
+    by the gradient with respect to it of the loss over ``total_rows`` rows (of
+    which these are some). ``mean_loss`` turns the sum over all rows into the
+    loss; carrying ``total`` from one block of rows to the next adds in the
+    order one call over all rows would.
 
     sse: sum((out - y)**2), gradient 2 (out - y); mse: both divided by the
     number of elements. cross_entropy: mean over rows of
@@ -165,12 +168,12 @@ cdef double loss_and_output_gradient(const Architecture* arch, floating* out, co
     (sigmoid(z) - y) / elements. As nnfast.reference computes them.
     """
     cdef Py_ssize_t i, k, n_out = arch.sizes[arch.n_layers], size = rows * n_out
-    cdef floating diff, top, log_sum_exp, target_sum, decay, loss
-    cdef floating scale = 2.0 / size if arch.loss == MSE else 2.0
+    cdef Py_ssize_t total_size = total_rows * n_out
+    cdef floating diff, top, log_sum_exp, target_sum, decay
+    cdef floating scale = 2.0 / total_size if arch.loss == MSE else 2.0
     cdef floating* row
     cdef const floating* target
     # Accumulate in double: a float32 running sum over a large batch drifts.
-    cdef double total = 0
     if arch.loss == SSE or arch.loss == MSE:
         for i in range(size):
             diff = out[i] - y[i]
@@ -195,19 +198,30 @@ cdef double loss_and_output_gradient(const Architecture* arch, floating* out, co
                 target_sum += target[k]
             if write_gradient:
                 for k in range(n_out):
-                    row[k] = (exp(row[k] - log_sum_exp) * target_sum - target[k]) / rows
+                    row[k] = (exp(row[k] - log_sum_exp) * target_sum - target[k]) / total_rows
     else:
         for i in range(size):
             decay = exp(-fabs(out[i]))
             total += (out[i] if out[i] > 0 else 0) - out[i] * y[i] + log1p(decay)
             if write_gradient:
-                out[i] = (sigmoid(out[i]) - y[i]) / size
-    # The loss is a number of the net's dtype, as in the reference: a float32
-    # sum beyond float32's range is infinite, and then so is its mean.
-    loss = <floating>total
+                out[i] = (sigmoid(out[i]) - y[i]) / total_size
+    return total
+
+
+cdef double mean_loss(const Architecture* arch, floating total, Py_ssize_t rows) noexcept nogil:
+    """The loss of ``rows`` rows from ``loss_sum``'s total over them, rounded to the
+    net's dtype first as the reference does (a float32 sum beyond float32's
+    range is infinite, and then so is its mean)."""
     if arch.loss == SSE:
-        return loss
-    return loss / rows if arch.loss == CROSS_ENTROPY else loss / size
+        return total
+    return total / rows if arch.loss == CROSS_ENTROPY else total / (rows * arch.sizes[arch.n_layers])
+
+
+cdef double loss_and_output_gradient(const Architecture* arch, floating* out, const floating* y,
+                                     Py_ssize_t rows, bint write_gradient) noexcept nogil:
+    """Return the loss of the outputs ``out`` (rows, sizes[-1]) against ``y``; with
+    ``write_gradient``, overwrite ``out`` by the loss's gradient with respect to it."""
+    return mean_loss(arch, <floating>loss_sum(arch, out, y, rows, rows, write_gradient, 0), rows)
 
 
 cdef double accuracy(const Architecture* arch, const floating* out, const floating* y,
@@ -257,8 +271,10 @@ cdef inline floating* backprop_to_inputs(Py_ssize_t rows, Py_ssize_t fan_in, Py_
 
 cdef void backward_pass(const Architecture* arch, const floating* params, const floating* x,
                         Py_ssize_t rows, Py_ssize_t capacity, const floating* deriv,
-                        floating* act, const floating* grad_out, floating* grad) noexcept nogil:
-    """Backpropagate ``grad_out`` (rows, sizes[-1]) and write the full gradient into ``grad``.
+                        floating* act, const floating* grad_out, floating* grad,
+                        bint accumulate) noexcept nogil:
+    """Backpropagate ``grad_out`` (rows, sizes[-1]) and write the full gradient into
+    ``grad``, or with ``accumulate`` add it to what ``grad`` holds.
 
     Uses ``deriv`` and ``act`` from ``forward_pass`` on the same rows; ``act``
     is overwritten (each hidden block receives the gradient with respect to
@@ -272,13 +288,15 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
         fan_in = arch.sizes[layer]
         fan_out = arch.sizes[layer + 1]
         inputs = layer_inputs(arch, layer, x, act, capacity)
-        # grad_W = inputs.T @ delta
-        matmul(True, False, fan_in, fan_out, rows, inputs, delta, 0, grad + arch.weight_offsets[layer])
+        # grad_W (+)= inputs.T @ delta
+        matmul(True, False, fan_in, fan_out, rows, inputs, delta, 1 if accumulate else 0,
+               grad + arch.weight_offsets[layer])
         if arch.bias_offsets[layer] >= 0:
-            # grad_b = delta.sum(axis=0), row after row as NumPy sums it.
+            # grad_b (+)= delta.sum(axis=0), row after row as NumPy sums it.
             grad_bias = grad + arch.bias_offsets[layer]
-            for j in range(fan_out):
-                grad_bias[j] = 0
+            if not accumulate:
+                for j in range(fan_out):
+                    grad_bias[j] = 0
             for i in range(rows):
                 for j in range(fan_out):
                     grad_bias[j] += delta[i * fan_out + j]
@@ -336,90 +354,3 @@ cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const
             delta = backprop_to_inputs(1, fan_in, fan_out, delta, old_weights, deriv + (inputs - act),
                                        <floating*>inputs)
     return no_nan_bits(&bad)
-
-
-cdef forward_typed(floating* kind, cnp.ndarray table, double negative_slope, cnp.ndarray params,
-                   cnp.ndarray x, cnp.ndarray workspace, cnp.ndarray out, bint keep_derivatives):
-    cdef Architecture arch = read_architecture(table, SSE, negative_slope)
-    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
-    cdef const floating* p = vector_data(params, kind, arch.n_params, False)
-    cdef const floating* inputs = matrix_data(x, kind, -1, arch.sizes[0], False)
-    cdef floating* outputs = matrix_data(out, kind, rows, arch.sizes[arch.n_layers], True)
-    cdef floating* scratch = vector_data(workspace, kind, 0, True)
-    cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace))
-    if ws.capacity < rows:
-        raise ValueError(f"workspace holds {ws.capacity} rows, x has {rows}")
-    with nogil:
-        forward_pass(&arch, p, inputs, rows, ws.capacity,
-                     scratch + ws.deriv if keep_derivatives else NULL, scratch + ws.act, outputs)
-
-
-def forward_into(cnp.ndarray table, double negative_slope, cnp.ndarray params, cnp.ndarray x,
-                 cnp.ndarray workspace, cnp.ndarray out, bint keep_derivatives):
-    """Run the net on ``x`` and write its output into ``out``.
-
-    Parameters
-    ----------
-    table : ndarray of intp
-        ``ParameterLayout.table``.
-    negative_slope : float
-        The slope of ``"leaky_relu"``.
-    params : ndarray of float32 or float64, shape (n_params,)
-        All arrays share this dtype.
-    x : ndarray, shape (rows, sizes[0])
-    workspace : ndarray, shape (>= ParameterLayout.workspace_length(rows),)
-        Modified: its ``act`` part receives the hidden activations, and with
-        ``keep_derivatives`` its ``deriv`` part their derivatives.
-    out : ndarray, shape (rows, sizes[-1])
-        Modified: the network's output.
-    """
-    if is_float32(params):
-        forward_typed(<float*>NULL, table, negative_slope, params, x, workspace, out, keep_derivatives)
-    else:
-        forward_typed(<double*>NULL, table, negative_slope, params, x, workspace, out, keep_derivatives)
-
-
-cdef double backprop_typed(floating* kind, cnp.ndarray table, int loss, double negative_slope,
-                           cnp.ndarray params, cnp.ndarray x, cnp.ndarray y, cnp.ndarray workspace,
-                           bint gradients) except? -1:
-    cdef Architecture arch = read_architecture(table, loss, negative_slope)
-    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
-    cdef const floating* p = vector_data(params, kind, arch.n_params, False)
-    cdef const floating* inputs = matrix_data(x, kind, -1, arch.sizes[0], False)
-    cdef const floating* targets = matrix_data(y, kind, rows, arch.sizes[arch.n_layers], False)
-    cdef floating* scratch = vector_data(workspace, kind, 0, True)
-    cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace))
-    cdef double value
-    if ws.capacity < rows:
-        raise ValueError(f"workspace holds {ws.capacity} rows, x has {rows}")
-    with nogil:
-        forward_pass(&arch, p, inputs, rows, ws.capacity, scratch + ws.deriv if gradients else NULL,
-                     scratch + ws.act, scratch + ws.out)
-        value = loss_and_output_gradient(&arch, scratch + ws.out, targets, rows, gradients)
-        if gradients:
-            backward_pass(&arch, p, inputs, rows, ws.capacity, scratch + ws.deriv,
-                          scratch + ws.act, scratch + ws.out, scratch)
-    return value
-
-
-def loss_value(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
-               cnp.ndarray x, cnp.ndarray y, cnp.ndarray workspace):
-    """Return the loss (code ``loss``) of the net on ``(x, y)``; ``workspace`` is scratch.
-
-    Arrays as for ``forward_into``; ``y`` has shape (rows, sizes[-1]).
-    """
-    if is_float32(params):
-        return backprop_typed(<float*>NULL, table, loss, negative_slope, params, x, y, workspace, False)
-    return backprop_typed(<double*>NULL, table, loss, negative_slope, params, x, y, workspace, False)
-
-
-def gradients_into(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
-                   cnp.ndarray x, cnp.ndarray y, cnp.ndarray workspace):
-    """Write the gradient of the loss on ``(x, y)`` into the workspace's ``grad`` part
-    (its first n_params elements) and return the loss; the rest is scratch.
-
-    Arrays as for ``forward_into``; ``y`` has shape (rows, sizes[-1]).
-    """
-    if is_float32(params):
-        return backprop_typed(<float*>NULL, table, loss, negative_slope, params, x, y, workspace, True)
-    return backprop_typed(<double*>NULL, table, loss, negative_slope, params, x, y, workspace, True)

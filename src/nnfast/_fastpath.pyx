@@ -1,12 +1,26 @@
-"""The per-call fast path of ``Net.train_step``, ``Net.predict`` and the data checks of ``fit``.
+"""The compiled core of one ``nnfast.Net``: its lock, its scratch, and the calls that run it.
+
+``FastPath`` holds the net's parameters and architecture and runs
+``predict``, ``forward``, ``loss``, ``gradients`` and ``train_step`` on
+validated arrays, each under the net's lock (``nnfast._lock.NetLock``):
+readers in parallel, a training step alone.
+
+Scratch is never shared between calls that may overlap. Each call takes
+the net's spare workspace if it is free and large enough, or allocates its
+own, and gives it back afterwards; only a workspace no larger than a block
+of evaluation rows (or than TRAINING_SCRATCH_BYTES) is kept, so a large
+call leaves no large buffer behind. ``predict``, ``loss`` and
+``gradients`` run in blocks of ``block_rows`` rows, whose scratch stays
+within BLOCK_BYTES whatever the number of rows; Ctrl-C is polled between
+blocks.
 
 The Python validation of a call costs about 1 µs, several times a whole
-seed-size training step. Most calls pass arrays that need no conversion:
-ndarrays of the net's dtype, C-contiguous, shaped as the net expects,
-finite. For those, a few C comparisons and one vectorized scan prove what
-the validation would, and the call goes straight to the kernel. Anything
-else (another dtype, a list, a NaN, a batch larger than the scratch
-buffer, a step that diverges) makes the fast path return None without
+seed-size training step. So ``predict``, ``train_step`` and
+``data_trusted`` also accept unvalidated arguments: ndarrays of the net's
+dtype, C-contiguous, shaped as the net expects, finite. For those, a few C
+comparisons and one vectorized scan prove what the validation would.
+Anything else (another dtype, a list, a NaN, a step that diverges, a batch
+whose scratch would need a memory check) makes them return None without
 touching the net, and the caller takes the validating path, which converts
 the arguments or raises the error that names the problem.
 """
@@ -16,12 +30,22 @@ from cython cimport floating
 
 from nnfast._arrays cimport all_finite, vector_data
 from nnfast._dense cimport (CROSS_ENTROPY, BINARY_CROSS_ENTROPY, Architecture, Workspace,
-                            carve_workspace, forward_pass, read_architecture)
+                            backward_pass, carve_workspace, forward_pass, loss_sum, mean_loss,
+                            read_architecture)
 from nnfast._fit cimport optimizer_step
+from nnfast._lock cimport NetLock
 from nnfast._optim cimport SGD, Hyperparameters
+from nnfast._signals cimport SignalPoll, interrupted, pending_exception, poll_start
 from nnfast._status cimport STEP_OK
 
 cnp.import_array()
+
+# The scratch of one block of predict, loss or gradients rows stays within this.
+BLOCK_BYTES = 4 * 2**20
+# A training workspace up to this size is kept for the next call; the fast
+# path declines a step whose new scratch would be larger, so that Python
+# checks the memory first.
+TRAINING_SCRATCH_BYTES = 64 * 2**20
 
 # What the typed helpers report when an argument needs the validating path.
 cdef enum:
@@ -35,20 +59,17 @@ cdef inline bint plain_array(cnp.ndarray array, int typenum) noexcept:
             and cnp.PyArray_ISBEHAVED_RO(array))
 
 
-cdef inline Py_ssize_t trusted_rows(object value, int typenum, Py_ssize_t cols,
-                                    Py_ssize_t max_rows) noexcept:
+cdef inline Py_ssize_t trusted_rows(object value, int typenum, Py_ssize_t cols) noexcept:
     """The row count of ``value`` if it is an ndarray of ``typenum``, C-contiguous,
-    shaped (rows, cols) with 1 <= rows <= max_rows; else NOT_TRUSTED."""
+    shaped (rows, cols) with rows >= 1; else NOT_TRUSTED."""
     cdef cnp.ndarray array
-    cdef Py_ssize_t rows
     if type(value) is not cnp.ndarray:  # a subclass may not behave as an ndarray
         return NOT_TRUSTED
     array = <cnp.ndarray>value
     if (not plain_array(array, typenum) or cnp.PyArray_NDIM(array) != 2
-            or cnp.PyArray_DIM(array, 1) != cols):
+            or cnp.PyArray_DIM(array, 1) != cols or cnp.PyArray_DIM(array, 0) < 1):
         return NOT_TRUSTED
-    rows = cnp.PyArray_DIM(array, 0)
-    return rows if 1 <= rows <= max_rows else NOT_TRUSTED
+    return cnp.PyArray_DIM(array, 0)
 
 
 cdef inline bint trusted_targets(object value, int typenum, Py_ssize_t rows, Py_ssize_t cols) noexcept:
@@ -75,8 +96,57 @@ cdef inline bint all_probabilities(const floating* values, Py_ssize_t size) noex
     return bad == 0
 
 
+# -- row blocks ---------------------------------------------------------------
+
+
+cdef void predict_rows(const Architecture* arch, const floating* params, const floating* x,
+                       Py_ssize_t rows, const Workspace* ws, floating* scratch, floating* out,
+                       SignalPoll* poll) noexcept nogil:
+    """Write the net's output for ``x`` (rows, sizes[0]) into ``out``, ``ws.capacity``
+    rows at a time; stop early if a signal handler raises between blocks."""
+    cdef Py_ssize_t start = 0, block
+    cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
+    while start < rows:
+        block = min(ws.capacity, rows - start)
+        forward_pass(arch, params, x + start * n_in, block, ws.capacity, <floating*>NULL,
+                     scratch + ws.act, out + start * n_out)
+        start += block
+        if start < rows and interrupted(poll):
+            return
+
+
+cdef double gradient_rows(const Architecture* arch, const floating* params, const floating* x,
+                          const floating* y, Py_ssize_t rows, const Workspace* ws,
+                          floating* scratch, floating* grad, SignalPoll* poll) noexcept nogil:
+    """Return the loss on ``(x, y)``, computed ``ws.capacity`` rows at a time, and
+    unless ``grad`` is NULL write its gradient there.
+
+    The loss is summed across blocks in the order of one pass over all rows,
+    so it does not depend on the block size; the weight gradients are sums
+    of per-block products, equal to one product's within rounding (to the
+    bit where the plain loops run). Stops early, returning 0, if a signal
+    handler raises between blocks.
+    """
+    cdef Py_ssize_t start = 0, block
+    cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
+    cdef bint gradients = grad != NULL
+    cdef double total = 0
+    while start < rows:
+        block = min(ws.capacity, rows - start)
+        forward_pass(arch, params, x + start * n_in, block, ws.capacity,
+                     scratch + ws.deriv if gradients else NULL, scratch + ws.act, scratch + ws.out)
+        total = loss_sum(arch, scratch + ws.out, y + start * n_out, block, rows, gradients, total)
+        if gradients:
+            backward_pass(arch, params, x + start * n_in, block, ws.capacity, scratch + ws.deriv,
+                          scratch + ws.act, scratch + ws.out, grad, start > 0)
+        start += block
+        if start < rows and interrupted(poll):
+            return 0
+    return mean_loss(arch, <floating>total, rows)
+
+
 cdef class FastPath:
-    """Compiled checks and kernel calls for one net's parameters and scratch buffer.
+    """The compiled core of one net: its lock, its spare scratch, and its kernel calls.
 
     Parameters
     ----------
@@ -87,14 +157,27 @@ cdef class FastPath:
     negative_slope : float
     params : ndarray of float32 or float64, shape (n_params,)
         The net's parameters, updated in place by ``train_step``.
+
+    Attributes
+    ----------
+    lock : nnfast._lock.NetLock
+        The net's lock. Every method below takes it; code that reads or
+        changes ``params`` otherwise must take it too.
+    block_rows : int
+        Rows per block of ``predict``, ``loss`` and ``gradients``: as many as
+        fit their scratch in BLOCK_BYTES, at least 1.
     """
-    cdef cnp.ndarray table, params, workspace
+    cdef cnp.ndarray table, params
+    cdef object spare  # a workspace no call is using, or None
     cdef Architecture arch
-    cdef Workspace ws
     cdef int typenum
+    cdef Py_ssize_t row_length, keep_length
     cdef bint check_probabilities
+    cdef readonly NetLock lock
+    cdef readonly Py_ssize_t block_rows
 
     def __cinit__(self, cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params):
+        cdef Py_ssize_t itemsize
         self.arch = read_architecture(table, loss, negative_slope)
         self.typenum = cnp.PyArray_TYPE(params)
         if self.typenum == cnp.NPY_FLOAT:
@@ -103,54 +186,162 @@ cdef class FastPath:
             vector_data(params, <double*>NULL, self.arch.n_params, True)
         self.table = table  # arch points into it
         self.params = params
-        self.ws.capacity = 0  # no scratch yet: every call takes the validating path
         self.check_probabilities = loss == CROSS_ENTROPY or loss == BINARY_CROSS_ENTROPY
+        self.lock = NetLock()
+        itemsize = cnp.PyArray_ITEMSIZE(params)
+        # A workspace is [grad | deriv | act | out]: n_params, then this much per row.
+        self.row_length = 2 * self.arch.hidden_width + self.arch.sizes[self.arch.n_layers]
+        self.block_rows = max(1, BLOCK_BYTES // (self.row_length * itemsize))
+        self.keep_length = max(self.workspace_length(self.block_rows), TRAINING_SCRATCH_BYTES // itemsize)
 
-    def use_workspace(self, cnp.ndarray workspace):
-        """Take ``workspace`` (the net's scratch buffer, of the parameters' dtype) from now on."""
-        cdef Py_ssize_t length = cnp.PyArray_SIZE(workspace)
+    cdef Py_ssize_t workspace_length(self, Py_ssize_t rows) noexcept:
+        return self.arch.n_params + rows * self.row_length
+
+    cpdef cnp.ndarray take_scratch(self, Py_ssize_t rows):
+        """Return a workspace for ``rows`` rows that no other call is using:
+        the spare one if it is free and large enough, else a new one."""
+        cdef cnp.ndarray spare = self.spare
+        cdef cnp.npy_intp length = self.workspace_length(rows)
+        # No Python code runs between the read and the write, so under the GIL
+        # no other thread can take the same spare.
+        if spare is not None and cnp.PyArray_SIZE(spare) >= length:
+            self.spare = None
+            return spare
+        return cnp.PyArray_EMPTY(1, &length, self.typenum, 0)
+
+    cpdef void give_back(self, cnp.ndarray scratch):
+        """Keep ``scratch`` as the spare workspace if it is the largest free one and
+        not larger than what is worth keeping."""
+        cdef cnp.ndarray spare = self.spare
+        if cnp.PyArray_SIZE(scratch) <= self.keep_length and (
+                spare is None or cnp.PyArray_SIZE(spare) < cnp.PyArray_SIZE(scratch)):
+            self.spare = scratch
+
+    @property
+    def spare_length(self):
+        """int: the length of the spare workspace, 0 if there is none (for tests)."""
+        return 0 if self.spare is None else cnp.PyArray_SIZE(<cnp.ndarray>self.spare)
+
+    # -- reading --------------------------------------------------------------
+
+    def predict(self, x):
+        """The net's output for ``x`` as a new array, or None if ``x`` needs the validating path."""
+        cdef Py_ssize_t rows = trusted_rows(x, self.typenum, self.arch.sizes[0])
+        cdef cnp.npy_intp[2] shape
+        cdef cnp.ndarray out
+        cdef bint finite
+        if rows == NOT_TRUSTED:
+            return None
+        shape[0] = rows
+        shape[1] = self.arch.sizes[self.arch.n_layers]
+        out = cnp.PyArray_EMPTY(2, shape, self.typenum, 0)
         if self.typenum == cnp.NPY_FLOAT:
-            vector_data(workspace, <float*>NULL, self.arch.n_params, True)
+            finite = self.predict_typed(<float*>NULL, <cnp.ndarray>x, rows, out)
         else:
-            vector_data(workspace, <double*>NULL, self.arch.n_params, True)
-        self.workspace = workspace
-        self.ws = carve_workspace(&self.arch, length)
+            finite = self.predict_typed(<double*>NULL, <cnp.ndarray>x, rows, out)
+        return out if finite else None
 
-    def train_step(self, x, y, lr):
-        """One plain SGD step, as ``_fit.train_step``: the loss before it, or None.
+    cdef int predict_typed(self, floating* kind, cnp.ndarray x, Py_ssize_t rows,
+                           cnp.ndarray out) except -1:
+        """Fill ``out``; return 0 if ``x`` is not finite (nothing done), else 1."""
+        cdef const floating* inputs = <const floating*>cnp.PyArray_DATA(x)
+        cdef cnp.ndarray scratch
+        cdef Workspace ws
+        cdef SignalPoll poll
+        cdef bint finite
+        with nogil:
+            finite = all_finite(inputs, rows * self.arch.sizes[0])
+        if not finite:
+            return 0
+        scratch = self.take_scratch(min(rows, self.block_rows))
+        ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch))
+        poll.raised = False
+        if rows > ws.capacity:
+            poll_start(&poll)
+        self.lock.read()
+        with nogil:
+            predict_rows(&self.arch, <const floating*>cnp.PyArray_DATA(self.params), inputs, rows,
+                         &ws, <floating*>cnp.PyArray_DATA(scratch), <floating*>cnp.PyArray_DATA(out),
+                         &poll)
+            self.lock.release_read()
+        self.give_back(scratch)
+        if poll.raised:
+            raise pending_exception()
+        return 1
 
-        None means the arguments need the validating path (nothing was
-        changed), or the step was not finite (nothing was applied; the
-        validating path repeats it and raises).
+    def forward(self, cnp.ndarray x):
+        """Run the net on validated ``x``; return ``(output, activations)``.
+
+        ``activations`` is one new vector holding each hidden layer's
+        activations, ``(rows, sizes[i])`` C-ordered, one layer after another.
         """
-        cdef double rate, loss
-        cdef Py_ssize_t rows
-        cdef int status
-        if type(lr) is not float:
-            return None
-        rate = lr
-        if not (rate > 0 and rate - rate == 0):
-            return None
-        rows = trusted_rows(x, self.typenum, self.arch.sizes[0], self.ws.capacity)
-        if rows == NOT_TRUSTED or not trusted_targets(y, self.typenum, rows,
-                                                      self.arch.sizes[self.arch.n_layers]):
-            return None
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
+        cdef cnp.npy_intp[2] shape
+        cdef cnp.npy_intp length = rows * self.arch.hidden_width
+        cdef cnp.ndarray out, act
+        shape[0] = rows
+        shape[1] = self.arch.sizes[self.arch.n_layers]
+        out = cnp.PyArray_EMPTY(2, shape, self.typenum, 0)
+        act = cnp.PyArray_EMPTY(1, &length, self.typenum, 0)
+        self.lock.read()
         if self.typenum == cnp.NPY_FLOAT:
-            status = self.step_typed(<float*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, rows, rate, &loss)
+            self.forward_typed(<float*>NULL, x, rows, out, act)
         else:
-            status = self.step_typed(<double*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, rows, rate, &loss)
-        return loss if status == STEP_OK else None
+            self.forward_typed(<double*>NULL, x, rows, out, act)
+        return out, act
 
-    cdef bint values_trusted(self, const floating* inputs, const floating* targets,
-                             Py_ssize_t rows) noexcept nogil:
-        """Whether the data are finite and, for the classification losses, the targets in [0, 1]."""
-        cdef Py_ssize_t n_targets = rows * self.arch.sizes[self.arch.n_layers]
-        return (all_finite(inputs, rows * self.arch.sizes[0]) and all_finite(targets, n_targets)
-                and (not self.check_probabilities or all_probabilities(targets, n_targets)))
+    cdef void forward_typed(self, floating* kind, cnp.ndarray x, Py_ssize_t rows, cnp.ndarray out,
+                            cnp.ndarray act) noexcept:
+        """(Holding the read lock, which this releases.)"""
+        with nogil:
+            forward_pass(&self.arch, <const floating*>cnp.PyArray_DATA(self.params),
+                         <const floating*>cnp.PyArray_DATA(x), rows, rows, <floating*>NULL,
+                         <floating*>cnp.PyArray_DATA(act), <floating*>cnp.PyArray_DATA(out))
+            self.lock.release_read()
+
+    def loss(self, cnp.ndarray x, cnp.ndarray y):
+        """The loss on validated ``(x, y)``, ``y`` shaped (rows, sizes[-1])."""
+        return self.evaluate(x, y, None)
+
+    def gradients(self, cnp.ndarray x, cnp.ndarray y):
+        """The gradient of the loss on validated ``(x, y)`` as a new flat vector, laid out as the parameters."""
+        cdef cnp.npy_intp length = self.arch.n_params
+        cdef cnp.ndarray grad = cnp.PyArray_EMPTY(1, &length, self.typenum, 0)
+        self.evaluate(x, y, grad)
+        return grad
+
+    cdef double evaluate(self, cnp.ndarray x, cnp.ndarray y, object grad) except? -1:
+        """The loss, and unless ``grad`` is None its gradient written into ``grad``."""
+        if self.typenum == cnp.NPY_FLOAT:
+            return self.evaluate_typed(<float*>NULL, x, y, grad)
+        return self.evaluate_typed(<double*>NULL, x, y, grad)
+
+    cdef double evaluate_typed(self, floating* kind, cnp.ndarray x, cnp.ndarray y,
+                               object grad) except? -1:
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
+        cdef cnp.ndarray scratch = self.take_scratch(min(rows, self.block_rows))
+        cdef Workspace ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch))
+        cdef floating* grad_data = NULL if grad is None else <floating*>cnp.PyArray_DATA(<cnp.ndarray>grad)
+        cdef SignalPoll poll
+        cdef double value
+        poll.raised = False
+        if rows > ws.capacity:
+            poll_start(&poll)
+        self.lock.read()
+        with nogil:
+            value = gradient_rows(&self.arch, <const floating*>cnp.PyArray_DATA(self.params),
+                                  <const floating*>cnp.PyArray_DATA(x),
+                                  <const floating*>cnp.PyArray_DATA(y), rows, &ws,
+                                  <floating*>cnp.PyArray_DATA(scratch), grad_data, &poll)
+            self.lock.release_read()
+        self.give_back(scratch)
+        if poll.raised:
+            raise pending_exception()
+        return value
 
     def data_trusted(self, x, y):
         """Whether training data ``(x, y)`` of any number of rows need no validation."""
-        cdef Py_ssize_t rows = trusted_rows(x, self.typenum, self.arch.sizes[0], PTRDIFF_MAX)
+        cdef Py_ssize_t rows = trusted_rows(x, self.typenum, self.arch.sizes[0])
         cdef const void* inputs
         cdef const void* targets
         cdef bint trusted
@@ -166,47 +357,79 @@ cdef class FastPath:
                 trusted = self.values_trusted(<const double*>inputs, <const double*>targets, rows)
         return trusted
 
+    cdef bint values_trusted(self, const floating* inputs, const floating* targets,
+                             Py_ssize_t rows) noexcept nogil:
+        """Whether the data are finite and, for the classification losses, the targets in [0, 1]."""
+        cdef Py_ssize_t n_targets = rows * self.arch.sizes[self.arch.n_layers]
+        return (all_finite(inputs, rows * self.arch.sizes[0]) and all_finite(targets, n_targets)
+                and (not self.check_probabilities or all_probabilities(targets, n_targets)))
+
+    # -- training -------------------------------------------------------------
+
+    def train_step(self, x, y, lr):
+        """One plain SGD step, as ``train_step_checked``: the loss before it, or None.
+
+        None means the arguments need the validating path (nothing was
+        changed), or the step was not finite (nothing was applied; the
+        validating path repeats it and raises).
+        """
+        cdef double rate, loss
+        cdef Py_ssize_t rows
+        cdef int status
+        if type(lr) is not float:
+            return None
+        rate = lr
+        if not (rate > 0 and rate - rate == 0):
+            return None
+        rows = trusted_rows(x, self.typenum, self.arch.sizes[0])
+        if (rows == NOT_TRUSTED or not trusted_targets(y, self.typenum, rows,
+                                                       self.arch.sizes[self.arch.n_layers])
+                or self.workspace_length(rows) > self.keep_length):
+            return None
+        if self.typenum == cnp.NPY_FLOAT:
+            status = self.step_typed(<float*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, rows, rate, &loss, True)
+        else:
+            status = self.step_typed(<double*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, rows, rate, &loss, True)
+        return loss if status == STEP_OK else None
+
+    def train_step_checked(self, cnp.ndarray x, cnp.ndarray y, double lr):
+        """One plain SGD step on validated ``(x, y)``, ``y`` shaped (rows, sizes[-1]);
+        return ``(loss before the step, status)``. Unless the status is
+        STEP_OK, nothing was applied."""
+        cdef double loss
+        cdef int status
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
+        if self.typenum == cnp.NPY_FLOAT:
+            status = self.step_typed(<float*>NULL, x, y, rows, lr, &loss, False)
+        else:
+            status = self.step_typed(<double*>NULL, x, y, rows, lr, &loss, False)
+        return loss, status
+
     cdef int step_typed(self, floating* kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows,
-                        double lr, double* loss):
+                        double lr, double* loss, bint check) except -2:
+        """Take the step; return its status, or NOT_TRUSTED if ``check`` finds the data
+        need validation."""
         cdef const floating* inputs = <const floating*>cnp.PyArray_DATA(x)
         cdef const floating* targets = <const floating*>cnp.PyArray_DATA(y)
+        cdef cnp.ndarray scratch
+        cdef Workspace ws
         cdef Hyperparameters hyper
-        cdef int status = NOT_TRUSTED
+        cdef bint trusted = True
+        cdef int status
+        if check:
+            with nogil:
+                trusted = self.values_trusted(inputs, targets, rows)
+            if not trusted:
+                return NOT_TRUSTED
         hyper.code = SGD
         hyper.momentum = hyper.weight_decay = 0
+        scratch = self.take_scratch(rows)
+        ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch))
+        self.lock.write()
         with nogil:
-            if self.values_trusted(inputs, targets, rows):
-                status = optimizer_step(
-                    &self.arch, <floating*>cnp.PyArray_DATA(self.params), inputs, targets, rows,
-                    &self.ws, <floating*>cnp.PyArray_DATA(self.workspace), &hyper, 1, lr,
-                    NULL, NULL, loss)
+            status = optimizer_step(
+                &self.arch, <floating*>cnp.PyArray_DATA(self.params), inputs, targets, rows,
+                &ws, <floating*>cnp.PyArray_DATA(scratch), &hyper, 1, lr, NULL, NULL, loss)
+            self.lock.release_write()
+        self.give_back(scratch)
         return status
-
-    def predict(self, x):
-        """The net's output for ``x`` as a new array, or None if ``x`` needs the validating path."""
-        cdef Py_ssize_t rows = trusted_rows(x, self.typenum, self.arch.sizes[0], self.ws.capacity)
-        cdef cnp.npy_intp[2] shape
-        cdef cnp.ndarray out
-        cdef bint trusted
-        if rows == NOT_TRUSTED:
-            return None
-        shape[0] = rows
-        shape[1] = self.arch.sizes[self.arch.n_layers]
-        out = cnp.PyArray_EMPTY(2, shape, self.typenum, 0)
-        if self.typenum == cnp.NPY_FLOAT:
-            trusted = self.predict_typed(<float*>NULL, <cnp.ndarray>x, rows, out)
-        else:
-            trusted = self.predict_typed(<double*>NULL, <cnp.ndarray>x, rows, out)
-        return out if trusted else None
-
-    cdef bint predict_typed(self, floating* kind, cnp.ndarray x, Py_ssize_t rows, cnp.ndarray out):
-        cdef const floating* inputs = <const floating*>cnp.PyArray_DATA(x)
-        cdef floating* scratch = <floating*>cnp.PyArray_DATA(self.workspace)
-        cdef bint finite
-        with nogil:
-            finite = all_finite(inputs, rows * self.arch.sizes[0])
-            if finite:
-                forward_pass(&self.arch, <const floating*>cnp.PyArray_DATA(self.params), inputs,
-                             rows, self.ws.capacity, <floating*>NULL, scratch + self.ws.act,
-                             <floating*>cnp.PyArray_DATA(out))
-        return finite

@@ -1,22 +1,20 @@
-"""Training entry points: one SGD step, and whole runs of epochs in one call without the GIL."""
+"""Training: one optimizer step, and whole runs of epochs in one call without the GIL."""
 cimport numpy as cnp
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 from cython cimport floating
 
 from nnfast._arrays cimport index_data, is_float32, matrix_data, vector_data
+from nnfast._lock cimport NetLock, readers_waiting
 from nnfast._dense cimport (CROSS_ENTROPY, BINARY_CROSS_ENTROPY, Architecture, Workspace,
                             accuracy, backward_pass, backward_sgd_one_row, carve_workspace,
                             forward_pass, loss_and_output_gradient, read_architecture)
 from nnfast._optim cimport SGD, Hyperparameters, is_plain_sgd, optimizer_update, read_hyperparameters
 from nnfast._shuffle cimport shuffle_indices
+from nnfast._signals cimport SignalPoll, interrupted, pending_exception, poll_start
 from nnfast._status cimport LOSS_NOT_FINITE, STEP_OK, UPDATE_NOT_FINITE
 
 cnp.import_array()
-
-# Hyper-parameters of plain SGD, for train_step.
-cdef double[7] PLAIN_SGD = [SGD, 0, 0, 0, 0, 0, 0]
-
 
 cdef int optimizer_step(const Architecture* arch, floating* params, const floating* x,
                         const floating* y, Py_ssize_t rows, const Workspace* ws,
@@ -38,52 +36,8 @@ cdef int optimizer_step(const Architecture* arch, floating* params, const floati
         memcpy(params, scratch, arch.n_params * sizeof(floating))
         return UPDATE_NOT_FINITE
     backward_pass(arch, params, x, rows, ws.capacity, scratch + ws.deriv, scratch + ws.act,
-                  scratch + ws.out, scratch)
+                  scratch + ws.out, scratch, False)
     return optimizer_update(hyper, step, lr, arch.n_params, scratch, params, first, second)
-
-
-cdef tuple train_step_typed(floating* kind, cnp.ndarray table, int loss, double negative_slope,
-                            cnp.ndarray params, cnp.ndarray x, cnp.ndarray y, double lr,
-                            cnp.ndarray workspace):
-    cdef Architecture arch = read_architecture(table, loss, negative_slope)
-    cdef Hyperparameters hyper = read_hyperparameters(PLAIN_SGD)
-    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
-    cdef floating* p = vector_data(params, kind, arch.n_params, True)
-    cdef const floating* inputs = matrix_data(x, kind, -1, arch.sizes[0], False)
-    cdef const floating* targets = matrix_data(y, kind, rows, arch.sizes[arch.n_layers], False)
-    cdef floating* scratch = vector_data(workspace, kind, 0, True)
-    cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace))
-    cdef double value
-    cdef int status
-    if ws.capacity < rows:
-        raise ValueError(f"workspace holds {ws.capacity} rows, x has {rows}")
-    with nogil:
-        status = optimizer_step(&arch, p, inputs, targets, rows, &ws, scratch, &hyper, 1, lr,
-                                NULL, NULL, &value)
-    return value, status
-
-
-def train_step(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
-               cnp.ndarray x, cnp.ndarray y, double lr, cnp.ndarray workspace):
-    """Take one plain SGD step on all of ``(x, y)``; return ``(loss before the step, status)``.
-
-    Parameters
-    ----------
-    table : ndarray of intp
-        ``ParameterLayout.table``.
-    loss : int
-        The loss code (the position in ``nnfast._validation.LOSSES``).
-    negative_slope : float
-    params : ndarray of float32 or float64, shape (n_params,)
-        Modified in place, unless the status is not STEP_OK. All arrays
-        share this dtype.
-    x, y : ndarray, shapes (rows, sizes[0]) and (rows, sizes[-1])
-    workspace : ndarray, shape (>= ParameterLayout.workspace_length(rows),)
-        Scratch.
-    """
-    if is_float32(params):
-        return train_step_typed(<float*>NULL, table, loss, negative_slope, params, x, y, lr, workspace)
-    return train_step_typed(<double*>NULL, table, loss, negative_slope, params, x, y, lr, workspace)
 
 
 cdef inline void gather_rows(const floating* source, const Py_ssize_t* rows, Py_ssize_t n_rows,
@@ -97,7 +51,7 @@ cdef inline void gather_rows(const floating* source, const Py_ssize_t* rows, Py_
 cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negative_slope,
                       cnp.ndarray params, cnp.ndarray x, cnp.ndarray y, object x_val,
                       object y_val, cnp.ndarray workspace, cnp.ndarray x_batch,
-                      cnp.ndarray y_batch, object run, Py_ssize_t stop):
+                      cnp.ndarray y_batch, object run, Py_ssize_t stop, NetLock lock):
     cdef Architecture arch = read_architecture(table, loss, negative_slope)
     cdef Py_ssize_t n_samples = cnp.PyArray_DIM(x, 0)
     cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
@@ -157,11 +111,14 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
     cdef const floating* y_rows
     cdef double weighted_loss, monitored
     cdef int status = STEP_OK
-    cdef bint stopped = False
+    cdef bint stopped = False, modifying
+    cdef SignalPoll poll
     if ws.capacity < max(min(batch_size, n_samples), n_val):
         raise ValueError(f"workspace holds {ws.capacity} rows, fewer than a batch or the validation set")
+    poll_start(&poll)
     with nogil:
-        while epoch < stop and status == STEP_OK and not stopped:
+        modifying = lock.modify_polling(&poll)
+        while modifying and epoch < stop and status == STEP_OK and not stopped:
             if shuffle:
                 shuffle_indices(order, n_samples, shuffle_state)
             weighted_loss = 0
@@ -185,7 +142,13 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
                 optimizer_steps[0] += 1
                 weighted_loss += step_loss[step - 1] * rows
                 start += batch_size
-            if status != STEP_OK:
+                # Between two steps: readers may read, Ctrl-C may stop the run.
+                if readers_waiting(lock) and not lock.let_readers_in(&poll):
+                    modifying = False
+                    break
+                if interrupted(&poll):
+                    break
+            if status != STEP_OK or poll.raised:
                 break
             epoch_loss[epoch] = weighted_loss / n_samples
             if has_validation:
@@ -208,15 +171,21 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
                     stopped = True
                 else:
                     progress[1] += 1
+        if modifying:
+            lock.release_modify()
+    error = pending_exception() if poll.raised else None
     run.epoch = epoch
     run.steps = step
     run.status = status
     run.stopped = stopped
+    if error is not None:
+        raise error
 
 
 def run_epochs(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
                cnp.ndarray x, cnp.ndarray y, object x_val, object y_val, cnp.ndarray workspace,
-               cnp.ndarray x_batch, cnp.ndarray y_batch, object run, Py_ssize_t stop):
+               cnp.ndarray x_batch, cnp.ndarray y_batch, object run, Py_ssize_t stop,
+               NetLock lock not None):
     """Run epochs ``run.epoch .. stop - 1`` of a training run without the GIL.
 
     Every epoch reshuffles (if ``run.shuffle``), takes one optimizer step per
@@ -243,10 +212,15 @@ def run_epochs(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray p
         applied) and ``stopped`` (early stopping fired).
     stop : int
         The epoch to stop before.
+    lock : nnfast._lock.NetLock
+        The net's lock, which the calling thread owns. The run modifies
+        ``params`` only while modifying under it, lets waiting readers in
+        between two steps, and stops after a step when a signal handler
+        raises (Ctrl-C), updating ``run`` and then raising that exception.
     """
     if is_float32(params):
         run_epochs_typed(<float*>NULL, table, loss, negative_slope, params, x, y, x_val, y_val,
-                         workspace, x_batch, y_batch, run, stop)
+                         workspace, x_batch, y_batch, run, stop, lock)
     else:
         run_epochs_typed(<double*>NULL, table, loss, negative_slope, params, x, y, x_val, y_val,
-                         workspace, x_batch, y_batch, run, stop)
+                         workspace, x_batch, y_batch, run, stop, lock)
