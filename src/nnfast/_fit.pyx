@@ -142,13 +142,13 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
                 optimizer_steps[0] += 1
                 weighted_loss += step_loss[step - 1] * rows
                 start += batch_size
-                # Between two steps: readers may read, Ctrl-C may stop the run.
+                # Between two steps: readers may read, and Ctrl-C may stop the run
+                # (after the epoch's bookkeeping, if that was its last step).
                 if readers_waiting(lock) and not lock.let_readers_in(&poll):
-                    modifying = False
+                    modifying = False  # Ctrl-C meanwhile: no more steps
+                if not modifying or (start < n_samples and interrupted(&poll)):
                     break
-                if interrupted(&poll):
-                    break
-            if status != STEP_OK or poll.raised:
+            if start < n_samples:  # a step failed, or Ctrl-C came mid-epoch
                 break
             epoch_loss[epoch] = weighted_loss / n_samples
             if has_validation:
@@ -171,6 +171,8 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
                     stopped = True
                 else:
                     progress[1] += 1
+            if poll.raised or interrupted(&poll):
+                break
         if modifying:
             lock.release_modify()
     error = pending_exception() if poll.raised else None
