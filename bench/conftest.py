@@ -8,6 +8,8 @@ would measure the machine's core count rather than the code. The pinned
 state, the BLAS libraries and the CPU end up in the ``machine_info`` of
 ``--benchmark-json`` output, which ``bench/report.py`` prints.
 """
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -63,6 +65,23 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["blas_threads"] = sorted({pool["num_threads"] for pool in blas})
     machine_info["threadpools"] = pools
     machine_info["nnfast_kernels"] = _kernels.BEST.name
+    machine_info["caches"] = cpu_caches()
+
+
+def cpu_caches():
+    """The first CPU's data caches as Linux's sysfs lists them (what ``lscpu`` reads), e.g.
+    ``"L1d 32K, L2 1024K, L3 32768K (shared by 0-1)"``; None elsewhere."""
+    caches = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size, shared = (
+                (index / name).read_text().strip() for name in ("level", "type", "size", "shared_cpu_list"))
+        except OSError:
+            continue
+        if kind != "Instruction":
+            name = f"L{level}{'d' if kind == 'Data' else ''}"
+            caches.append(f"{name} {size}" + (f" (shared by {shared})" if shared != "0" else ""))
+    return ", ".join(caches) or None
 
 
 @pytest.fixture

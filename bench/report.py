@@ -117,15 +117,17 @@ def header_line(results, command):
     brand = cpu.get("brand_raw") or machine.get("processor") or "unknown CPU"
     threads = ", ".join(map(str, machine.get("blas_threads", []))) or "not recorded"
     libraries = ", ".join(
-        f"{pool.get('prefix')} {pool.get('version')}"
+        f"{pool.get('prefix')} {pool.get('version')} {pool.get('architecture') or ''}".rstrip()
         for pool in machine.get("threadpools", []) if pool.get("user_api") == "blas"
     )
+    caches = machine.get("caches")
     date = results["datetime"].replace("T", " ")[:19] + " UTC"
     kernels = machine.get("nnfast_kernels", "not recorded")
     return (
-        f"{date} · CPU: {brand} ({cpu.get('count', '?')} logical) · "
+        f"{date} · CPU: {brand} ({cpu.get('count', '?')} logical{', ' + caches if caches else ''}) · "
         f"BLAS threads: {threads} ({libraries}) · nnfast kernels: {kernels} · `{command}`"
     )
+
 
 
 def _medians(results, key_fields, variant_field):

@@ -117,7 +117,7 @@ class Net(BaseNet):
         batch_rows = run.batch_size if run.shuffle else 1
         x_batch = np.empty((batch_rows, x.shape[1]), dtype=self._dtype)
         y_batch = np.empty((batch_rows, y.shape[1]), dtype=self._dtype)
-        workspace = self._fast.take_scratch(rows)
+        workspace = self._fast.take_scratch(rows, True)
         self._kernels.fit.run_epochs(
             self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y,
             x_val, y_val, workspace, x_batch, y_batch, run, stop, self._fast.lock,

@@ -31,7 +31,8 @@ cdef struct Architecture:
 
 cdef struct Workspace:
     # Offsets into the scratch buffer, laid out [grad | deriv | act | out]
-    # as ParameterLayout.workspace_length documents.
+    # as ParameterLayout.workspace_length documents (without grad for
+    # evaluation: see carve_workspace).
     Py_ssize_t capacity
     Py_ssize_t deriv
     Py_ssize_t act
@@ -40,7 +41,8 @@ cdef struct Workspace:
 
 cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative_slope) except *
 
-cdef Workspace carve_workspace(const Architecture* arch, Py_ssize_t length) noexcept nogil
+cdef Workspace carve_workspace(const Architecture* arch, Py_ssize_t length,
+                               bint with_gradient) noexcept nogil
 
 cdef void forward_pass(const Architecture* arch, const floating* params, const floating* x,
                        Py_ssize_t rows, Py_ssize_t capacity, floating* deriv, floating* act,

@@ -51,11 +51,15 @@ cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative
     return arch
 
 
-cdef Workspace carve_workspace(const Architecture* arch, Py_ssize_t length) noexcept nogil:
-    """Offsets of grad, deriv, act and out in a workspace of ``length`` elements."""
+cdef Workspace carve_workspace(const Architecture* arch, Py_ssize_t length,
+                               bint with_gradient) noexcept nogil:
+    """Offsets of grad, deriv, act and out in a workspace of ``length`` elements;
+    without ``with_gradient`` there is no grad part (evaluation writes the
+    gradient into its result) and deriv starts at 0."""
     cdef Workspace ws
-    ws.capacity = (length - arch.n_params) // (2 * arch.hidden_width + arch.sizes[arch.n_layers])
-    ws.deriv = arch.n_params
+    cdef Py_ssize_t start = arch.n_params if with_gradient else 0
+    ws.capacity = (length - start) // (2 * arch.hidden_width + arch.sizes[arch.n_layers])
+    ws.deriv = start
     ws.act = ws.deriv + ws.capacity * arch.hidden_width
     ws.out = ws.act + ws.capacity * arch.hidden_width
     return ws

@@ -192,16 +192,18 @@ cdef class FastPath:
         # A workspace is [grad | deriv | act | out]: n_params, then this much per row.
         self.row_length = 2 * self.arch.hidden_width + self.arch.sizes[self.arch.n_layers]
         self.block_rows = max(1, BLOCK_BYTES // (self.row_length * itemsize))
-        self.keep_length = max(self.workspace_length(self.block_rows), TRAINING_SCRATCH_BYTES // itemsize)
+        self.keep_length = max(self.workspace_length(self.block_rows, False), TRAINING_SCRATCH_BYTES // itemsize)
 
-    cdef Py_ssize_t workspace_length(self, Py_ssize_t rows) noexcept:
-        return self.arch.n_params + rows * self.row_length
+    cdef Py_ssize_t workspace_length(self, Py_ssize_t rows, bint with_gradient) noexcept:
+        """Elements of a workspace for ``rows`` rows, with or without the gradient part."""
+        return (self.arch.n_params if with_gradient else 0) + rows * self.row_length
 
-    cpdef cnp.ndarray take_scratch(self, Py_ssize_t rows):
-        """Return a workspace for ``rows`` rows that no other call is using:
-        the spare one if it is free and large enough, else a new one."""
+    cpdef cnp.ndarray take_scratch(self, Py_ssize_t rows, bint with_gradient):
+        """Return a workspace for ``rows`` rows (see ``carve_workspace``) that no
+        other call is using: the spare one if it is free and large enough,
+        else a new one."""
         cdef cnp.ndarray spare = self.spare
-        cdef cnp.npy_intp length = self.workspace_length(rows)
+        cdef cnp.npy_intp length = self.workspace_length(rows, with_gradient)
         # No Python code runs between the read and the write, so under the GIL
         # no other thread can take the same spare.
         if spare is not None and cnp.PyArray_SIZE(spare) >= length:
@@ -253,8 +255,8 @@ cdef class FastPath:
             finite = all_finite(inputs, rows * self.arch.sizes[0])
         if not finite:
             return 0
-        scratch = self.take_scratch(min(rows, self.block_rows))
-        ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch))
+        scratch = self.take_scratch(min(rows, self.block_rows), False)
+        ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), False)
         poll.raised = False
         if rows > ws.capacity:
             poll_start(&poll)
@@ -319,8 +321,8 @@ cdef class FastPath:
     cdef double evaluate_typed(self, floating* kind, cnp.ndarray x, cnp.ndarray y,
                                object grad) except? -1:
         cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
-        cdef cnp.ndarray scratch = self.take_scratch(min(rows, self.block_rows))
-        cdef Workspace ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch))
+        cdef cnp.ndarray scratch = self.take_scratch(min(rows, self.block_rows), False)
+        cdef Workspace ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), False)
         cdef floating* grad_data = NULL if grad is None else <floating*>cnp.PyArray_DATA(<cnp.ndarray>grad)
         cdef SignalPoll poll
         cdef double value
@@ -384,7 +386,7 @@ cdef class FastPath:
         rows = trusted_rows(x, self.typenum, self.arch.sizes[0])
         if (rows == NOT_TRUSTED or not trusted_targets(y, self.typenum, rows,
                                                        self.arch.sizes[self.arch.n_layers])
-                or self.workspace_length(rows) > self.keep_length):
+                or self.workspace_length(rows, True) > self.keep_length):
             return None
         if self.typenum == cnp.NPY_FLOAT:
             status = self.step_typed(<float*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, rows, rate, &loss, True)
@@ -423,8 +425,8 @@ cdef class FastPath:
                 return NOT_TRUSTED
         hyper.code = SGD
         hyper.momentum = hyper.weight_decay = 0
-        scratch = self.take_scratch(rows)
-        ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch))
+        scratch = self.take_scratch(rows, True)
+        ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), True)
         self.lock.write()
         with nogil:
             status = optimizer_step(

@@ -105,7 +105,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
     cdef double* progress = vector_data(<cnp.ndarray?>run.progress, <double*>NULL, 3, True)
     cdef floating* best_params = (
         vector_data(<cnp.ndarray?>run.best_params, kind, arch.n_params, True) if early_stopping else NULL)
-    cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace))
+    cdef Workspace ws = carve_workspace(&arch, cnp.PyArray_SIZE(workspace), True)
     cdef Py_ssize_t start, rows
     cdef const floating* x_rows
     cdef const floating* y_rows
