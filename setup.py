@@ -4,6 +4,10 @@ Metadata lives in ``pyproject.toml``; this file only lists the extensions.
 Set ``NNFAST_DEBUG=1`` to build with bounds, wrap-around and initialization
 checks turned back on (CI runs the test suite once against such a build).
 
+Each mode builds in its own setuptools tree (``build/`` for the default,
+``build/debug`` for ``NNFAST_DEBUG=1``), so no build reuses another mode's
+object files or modules.
+
 On x86-64 with GCC or Clang every kernel is built a second time, for CPUs
 with AVX2, as ``nnfast._avx2._name``; ``nnfast._kernels`` picks the build
 for the CPU at import. The default flags stay portable: the wheel runs on
@@ -36,6 +40,7 @@ DIRECTIVES = {
 # NaN/inf checks). Nothing reads errno, and without -fno-math-errno GCC cannot
 # vectorize a loop that calls sqrt (the Adam update).
 FLAGS = ["-O3", "-fno-math-errno"] + (["-O0", "-g"] if DEBUG else [])
+MODE = "debug" if DEBUG else ""
 
 # AVX2 doubles the vector width; without FMA and with contraction off every
 # operation rounds as in the baseline build, and GCC vectorizes no
@@ -94,5 +99,10 @@ setup(
         # Generated C goes under build/, one tree per mode, so a checked build
         # never reuses C generated without the checks (or the reverse).
         build_dir="build/cython-debug" if DEBUG else "build/cython",
-    )
+    ),
+    # Objects and modules, one tree per mode. setuptools skips compiling a
+    # module newer than its C, and Cython rewrites C only when its inputs
+    # change, so in a shared tree a default build after a checked one could
+    # keep the checked modules (pip's isolated builds happen to rewrite all C).
+    options={"build": {"build_base": str(Path("build", MODE))}},
 )
