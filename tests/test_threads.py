@@ -197,3 +197,194 @@ def readers_agree_with_one_at_a_time(net_class, dtype, tmp_path, n_threads, seco
 def test_parallel_readers_return_what_they_return_one_at_a_time(dtype, tmp_path):
     readers_agree_with_one_at_a_time(nnfast.Net, dtype, tmp_path, n_threads=8, seconds=1.0,
                                      nets=READER_NETS)
+
+
+# -- 2. a writer's steps, seen by readers: whole, and in order -------------
+
+WRITER_LAYERS = [32, 64, 64, 4]
+
+
+def record_views(views, probes, net, k):
+    """Note under what each reader call returns on ``net`` that it is state ``k``."""
+    for index, probe in enumerate(probes):
+        views.setdefault((f"predict on {len(probe)} rows", fingerprint(net.predict(probe))), []).append(k)
+    views.setdefault(("forward", fingerprint(net.forward(probes[-1]))), []).append(k)
+    views.setdefault(("weights", fingerprint(net.weights)), []).append(k)
+
+
+def read_view(net, probes, kind):
+    if kind == "forward":
+        return fingerprint(net.forward(probes[-1]))
+    if kind == "weights":
+        return fingerprint(net.weights)
+    rows = int(kind.split()[2])
+    return fingerprint(net.predict(next(p for p in probes if len(p) == rows)))
+
+
+def state_reader(net, probes, views, started, finished, failures, seen, seed):
+    """A reader that maps every result to the whole-step states it could come from, checks
+    the states it sees never go back, and reads once more after the writer has finished.
+    It releases ``started`` after its first read."""
+    kinds = sorted({kind for kind, _ in views})
+
+    def work():
+        local = np.random.default_rng(seed)
+        last = 0
+        first = True
+        while True:
+            done = finished.is_set()
+            kind = kinds[int(local.integers(len(kinds)))]
+            states = views.get((kind, read_view(net, probes, kind)))
+            if states is None:
+                failures.append(f"{kind} after step {last}: matches the parameters after no whole step")
+                return
+            later = [k for k in states if k >= last]
+            if not later:
+                failures.append(f"{kind}: back to step {max(states)} after step {last}")
+                return
+            last = min(later)
+            seen.append(last)
+            if first:
+                started.release()
+                first = False
+            if done:
+                return
+
+    return work
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("writer", ["train_step", "fit"])
+def test_readers_see_a_concurrent_writer_after_whole_steps_in_order(writer, dtype):
+    rng = np.random.default_rng(1)
+    x, y = random_data(rng, 64, WRITER_LAYERS, "mse")
+    x, y = x.astype(dtype), y.astype(dtype)
+    probes = [rng.standard_normal((n, WRITER_LAYERS[0])).astype(dtype) for n in (1, 7, 64)]
+    net = make_net(nnfast.Net, WRITER_LAYERS, seed=3, loss="mse", dtype=dtype)
+    n_steps, lr = 400, 0.01
+    # The states p_0 .. p_N, one train_step at a time on a twin. A full-batch plain SGD
+    # fit takes the same steps.
+    twin = copy.deepcopy(net)
+    views = {}
+    record_views(views, probes, twin, 0)
+    for k in range(1, n_steps + 1):
+        twin.train_step(x, y, lr)
+        record_views(views, probes, twin, k)
+
+    n_readers = 4
+    started, finished = threading.Semaphore(0), threading.Event()
+
+    def write():
+        try:
+            # Once every reader is reading, so that they overlap the writer.
+            for _ in range(n_readers):
+                assert started.acquire(timeout=JOIN_TIMEOUT), "a reader never started"
+            if writer == "train_step":
+                for _ in range(n_steps):
+                    net.train_step(x, y, lr)
+            else:
+                net.fit(x, y, epochs=n_steps, lr=lr)
+        finally:
+            finished.set()
+
+    failures, seen = [], []
+    run_threads(write, *[state_reader(net, probes, views, started, finished, failures, seen, seed)
+                         for seed in range(n_readers)])
+    assert not failures, failures
+    np.testing.assert_array_equal(params_of(net), params_of(twin))
+    assert any(0 < k < n_steps for k in seen), "no read happened while the writer ran: the test proved nothing"
+    assert_unlocked(net)
+
+
+# -- 3. an assignment of weights is seen whole or not at all -----------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_readers_see_one_whole_weight_assignment_or_another(dtype):
+    rng = np.random.default_rng(2)
+    net = make_net(nnfast.Net, WRITER_LAYERS, seed=4, loss="mse", dtype=dtype)
+    (a, _), (b, _) = pool_of_states(WRITER_LAYERS, 2, rng, dtype)
+    # Assigned as given, as float64 and in Fortran order: the conversions happen before the lock.
+    assignments = [("A", a), ("B", b), ("A", [w.astype(np.float64) for w in a]),
+                   ("B", [np.asfortranarray(w) for w in b])]
+    probe = rng.standard_normal((20, WRITER_LAYERS[0])).astype(dtype)
+    y = rng.standard_normal((20, WRITER_LAYERS[-1]))
+    twin = copy.deepcopy(net)
+    names = {}
+    for name, weights in [("initial", None), ("A", a), ("B", b)]:
+        if weights is not None:
+            twin.weights = weights
+        for kind, value in [("predict", twin.predict(probe)), ("weights", twin.weights),
+                            ("loss", twin.loss(probe, y))]:
+            names[kind, fingerprint(value)] = name
+
+    stop_at = time.monotonic() + 0.5
+    failures, seen, assigned = [], set(), []
+
+    def write():
+        while time.monotonic() < stop_at:
+            name, weights = assignments[len(assigned) % len(assignments)]
+            net.weights = weights
+            assigned.append(name)
+
+    def read():
+        while time.monotonic() < stop_at and not failures:
+            for kind, value in [("predict", net.predict(probe)), ("weights", net.weights),
+                                ("loss", net.loss(probe, y))]:
+                name = names.get((kind, fingerprint(value)))
+                if name is None:
+                    failures.append(f"{kind} matches neither the initial weights, A nor B: a mix")
+                seen.add(name)
+
+    run_threads(write, read, read, read)
+    assert not failures, failures
+    assert len(assigned) >= 2 and {"A", "B"} <= seen, (len(assigned), seen)
+    assert_unlocked(net)
+
+
+# -- 4. two fits at once run one after the other ----------------------------
+
+FIT_SETUPS = {
+    "compiled full-batch SGD with momentum": (lambda: nnfast.SGD(0.01, momentum=0.9), {}),
+    "per-epoch callback, shuffled batches, Adam": (
+        lambda: nnfast.Adam(1e-3), dict(batch_size=5, seed=7, callback=lambda epoch, history: None)),
+}
+
+
+def two_fits_run_one_after_the_other(net_class, dtype, setup, layers, epochs):
+    make_optimizer, options = FIT_SETUPS[setup]
+    rng = np.random.default_rng(5)
+    data = [tuple(a.astype(dtype) for a in random_data(rng, 16, layers, "mse")) for _ in range(2)]
+    net = make_net(net_class, layers, seed=6, loss="mse", dtype=dtype)
+    # An epoch-0 fit gives the net its optimizer; both fits below continue with it.
+    net.fit(*data[0], epochs=0, optimizer=make_optimizer())
+    outcomes = {}
+    for order in [(0, 1), (1, 0)]:
+        twin = copy.deepcopy(net)
+        losses = {i: twin.fit(*data[i], epochs=epochs[i], **options).loss for i in order}
+        outcomes[order] = (params_of(twin), losses, twin.optimizer.step_count)
+
+    histories = {}
+
+    def fitter(i):
+        def work():
+            histories[i] = net.fit(*data[i], epochs=epochs[i], **options)
+
+        return work
+
+    run_threads(fitter(0), fitter(1))
+    final = params_of(net)
+    orders = [order for order, (params, _, _) in outcomes.items() if np.array_equal(final, params)]
+    assert orders, "the parameters match neither order of the two fits: their steps interleaved"
+    _, losses, step_count = outcomes[orders[0]]
+    for i in (0, 1):
+        np.testing.assert_array_equal(histories[i].loss, losses[i])
+    steps = sum(len(histories[i].loss) for i in (0, 1))
+    assert net.optimizer.step_count == step_count == steps
+    assert_unlocked(net)
+
+
+@pytest.mark.parametrize("setup", list(FIT_SETUPS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_two_fits_at_once_run_one_after_the_other(dtype, setup):
+    two_fits_run_one_after_the_other(nnfast.Net, dtype, setup, WRITER_LAYERS, epochs=(150, 200))
