@@ -18,6 +18,7 @@ or on a twin put through the same calls in order. Nothing here asserts on
 timing: liveness is shown by a reader seeing a state that existed only
 while the writer was running.
 """
+import contextlib
 import copy
 import pickle
 import signal
@@ -388,3 +389,388 @@ def two_fits_run_one_after_the_other(net_class, dtype, setup, layers, epochs):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 def test_two_fits_at_once_run_one_after_the_other(dtype, setup):
     two_fits_run_one_after_the_other(nnfast.Net, dtype, setup, WRITER_LAYERS, epochs=(150, 200))
+
+
+# -- 5. a fit's callback may use its own net --------------------------------
+
+
+def reentrant_callback(net, x2, y2, lr2, probe, weights, biases, log, states):
+    """A callback that predicts, takes a train_step (on the fast and on the validating path)
+    and assigns weights or biases on ``net``, logging what it got and noting in ``states``
+    the prediction of each state it leaves the net in."""
+
+    def note():
+        states.add(fingerprint(net.predict(probe)))
+
+    def callback(epoch, history):
+        log.append(("predict", fingerprint(net.predict(probe))))
+        batch = (x2, y2) if epoch % 2 else (x2.tolist(), y2.tolist())
+        log.append(("train_step", net.train_step(*batch, lr2)))
+        note()
+        if epoch % 4 == 1:
+            net.weights = weights
+            note()
+        elif epoch % 4 == 3:
+            net.biases = biases
+            note()
+        log.append(("weights", fingerprint(net.weights)))
+
+    return callback, note
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_a_callback_may_predict_train_and_assign_on_its_own_net(dtype):
+    """The callback runs while its fit owns the net; its train_step and assignments
+    reenter the lock (waiting for the concurrent readers to leave) instead of deadlocking,
+    and the whole fit does what the same calls one after the other do."""
+    rng = np.random.default_rng(7)
+    x, y = (a.astype(dtype) for a in random_data(rng, 16, WRITER_LAYERS, "mse"))
+    x2, y2 = (a.astype(dtype) for a in random_data(rng, 5, WRITER_LAYERS, "mse"))
+    probe = rng.standard_normal((9, WRITER_LAYERS[0])).astype(dtype)
+    [(weights, biases)] = pool_of_states(WRITER_LAYERS, 1, rng, dtype)
+    epochs, lr, lr2 = 12, 0.01, 0.02
+    net = make_net(nnfast.Net, WRITER_LAYERS, seed=8, loss="mse", dtype=dtype)
+
+    # One call after the other on a twin: a full-batch plain SGD fit step is a train_step.
+    twin = copy.deepcopy(net)
+    expected_log, states = [], set()
+    callback, note = reentrant_callback(twin, x2, y2, lr2, probe, weights, biases, expected_log, states)
+    note()
+    expected_loss = []
+    for epoch in range(epochs):
+        expected_loss.append(twin.train_step(x, y, lr))
+        note()
+        callback(epoch, None)
+
+    log, finished, failures, results = [], threading.Event(), [], {}
+    callback, _ = reentrant_callback(net, x2, y2, lr2, probe, weights, biases, log, set())
+
+    def fit():
+        try:
+            results["history"] = net.fit(x, y, epochs=epochs, lr=lr, callback=callback)
+        finally:
+            finished.set()
+
+    def read():
+        while not finished.is_set():
+            if fingerprint(net.predict(probe)) not in states:
+                failures.append("a reader saw a state that the calls one after the other never pass through")
+                return
+
+    run_threads(fit, read, read, read)
+    assert not failures, failures
+    assert log == expected_log
+    np.testing.assert_array_equal(results["history"].loss, expected_loss)
+    np.testing.assert_array_equal(params_of(net), params_of(twin))
+    assert_unlocked(net)
+
+
+# -- 6. after an exception the lock is free ---------------------------------
+
+
+def raise_in_callback(error):
+    def callback(epoch, history):
+        if epoch == 1:
+            raise error
+
+    return callback
+
+
+def call_in_callback(call):
+    def callback(epoch, history):
+        if epoch == 1:
+            call()
+
+    return callback
+
+
+def bad_weights(net):
+    return [w[:, :-1] for w in net.weights]
+
+
+# name: (the failing call on (net, x, y), the exception it raises)
+FAILURES = {
+    "callback raises": (
+        lambda net, x, y: net.fit(x, y, epochs=4, lr=0.01, callback=raise_in_callback(RuntimeError("no"))),
+        RuntimeError),
+    "callback raises KeyboardInterrupt": (
+        lambda net, x, y: net.fit(x, y, epochs=4, lr=0.01, callback=raise_in_callback(KeyboardInterrupt())),
+        nnfast.TrainingInterrupted),
+    "compiled fit diverges": (lambda net, x, y: net.fit(x, y, epochs=50, lr=1e300), nnfast.DivergenceError),
+    "mini-batch fit with a callback diverges": (
+        lambda net, x, y: net.fit(x, y, epochs=50, lr=1e300, batch_size=3, callback=lambda e, h: None),
+        nnfast.DivergenceError),
+    "train_step diverges": (lambda net, x, y: [net.train_step(x, y, 1e300) for _ in range(50)],
+                            nnfast.DivergenceError),
+    "train_step diverges in a callback": (
+        lambda net, x, y: net.fit(x, y, epochs=4, lr=0.01,
+                                  callback=call_in_callback(lambda: [net.train_step(x, y, 1e300) for _ in range(50)])),
+        nnfast.DivergenceError),
+    "bad weights assigned in a callback": (
+        lambda net, x, y: net.fit(x, y, epochs=4, lr=0.01,
+                                  callback=call_in_callback(lambda: setattr(net, "weights", bad_weights(net)))),
+        ValueError),
+    "fit on NaN": (lambda net, x, y: net.fit(np.where(x > 1, np.nan, x), y, epochs=3, lr=0.01), ValueError),
+    "train_step on targets of the wrong shape": (lambda net, x, y: net.train_step(x, y[:, :1], 0.01), ValueError),
+    "predict on the wrong number of features": (lambda net, x, y: net.predict(x[:, :-1]), ValueError),
+    "weights of the wrong shapes": (lambda net, x, y: setattr(net, "weights", bad_weights(net)), ValueError),
+    "gradients on too few targets": (lambda net, x, y: net.gradients(x, y[:-1]), ValueError),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+def test_after_an_exception_the_lock_is_free(case):
+    call, error = FAILURES[case]
+    rng = np.random.default_rng(9)
+    x, y = random_data(rng, 12, WRITER_LAYERS, "sse")
+    net = make_net(nnfast.Net, WRITER_LAYERS, seed=10, loss="sse")
+    finished, raised = threading.Event(), []
+
+    def fail():
+        try:
+            call(net, x, y)
+        except BaseException as exception:  # noqa: B036 - the KeyboardInterrupt case included
+            raised.append(exception)
+        finally:
+            finished.set()
+
+    def read():  # a reader alongside, so that the failing call meets a busy lock
+        while not finished.is_set():
+            # Not finite, after a step of lr=1e300 (that step was finite, so it was applied).
+            assert net.predict(x).shape == y.shape
+
+    run_threads(fail, read)
+    assert len(raised) == 1 and isinstance(raised[0], error), raised
+    assert_unlocked(net)
+
+    # Another thread can train and predict at once, as a fresh net would.
+    [(weights, biases)] = pool_of_states(WRITER_LAYERS, 1, rng, np.float64)
+    twin = make_net(nnfast.Net, WRITER_LAYERS, seed=10, loss="sse")
+    results = {}
+
+    def train_and_predict(target):
+        target.weights, target.biases = weights, biases
+        target.fit(x, y, epochs=3, lr=1e-3)
+        return target.predict(x)
+
+    run_threads(lambda: results.setdefault("net", train_and_predict(net)))
+    np.testing.assert_array_equal(results["net"], train_and_predict(twin))
+    np.testing.assert_array_equal(params_of(net), params_of(twin))
+    assert_unlocked(net)
+
+
+# -- Ctrl-C: a thread waiting on a busy net answers it and leaves no trace ----
+
+
+@contextlib.contextmanager
+def sigint_raises():
+    """Let SIGINT raise KeyboardInterrupt in the main thread inside the block only; one
+    arriving later is counted in the yielded dict instead of interrupting the test run."""
+    state = {"armed": True, "late": 0}
+
+    def handler(signum, frame):
+        if state["armed"]:
+            raise KeyboardInterrupt("SIGINT sent by the test")
+        state["late"] += 1
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        state["armed"] = False
+        time.sleep(0.05)  # a pending handler runs here, disarmed
+        signal.signal(signal.SIGINT, previous)
+
+
+def interrupt_main_thread_once(condition, delay=0.0):
+    """Start a thread that waits for ``condition()``, then ``delay`` seconds, then sends
+    SIGINT to the main thread (as Ctrl-C would)."""
+    main = threading.main_thread().ident
+
+    def send():
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(delay)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+class Gate:
+    """Held as ``net.optimizer`` (a plain attribute), it makes ``copy.deepcopy(net)`` hold
+    the net's read lock until ``release`` is set: a reader that stays as long as a test needs."""
+
+    def __init__(self):
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __deepcopy__(self, memo):
+        self.entered.set()
+        assert self.release.wait(JOIN_TIMEOUT), "the gate was never opened"
+        return self
+
+
+def started_thread(work):
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def joined(thread):
+    thread.join(JOIN_TIMEOUT)
+    return not thread.is_alive()
+
+
+# The writer calls that wait for another thread's ownership to end.
+OWNING_CALLS = {
+    "assign weights": lambda net, x, y, weights: setattr(net, "weights", weights),
+    "train_step": lambda net, x, y, weights: net.train_step(x, y, 0.01),
+    "fit": lambda net, x, y, weights: net.fit(x, y, epochs=2, lr=0.01),
+    "reset_optimizer": lambda net, x, y, weights: net.reset_optimizer(),
+}
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+@pytest.mark.parametrize("call", list(OWNING_CALLS))
+def test_ctrl_c_reaches_a_writer_waiting_for_another_threads_fit(call):
+    rng = np.random.default_rng(11)
+    x, y = random_data(rng, 8, WRITER_LAYERS, "mse")
+    net = make_net(nnfast.Net, WRITER_LAYERS, seed=12, loss="mse")
+    [(weights, _)] = pool_of_states(WRITER_LAYERS, 1, rng, np.float64)
+    owning, release = threading.Event(), threading.Event()
+
+    def callback(epoch, history):  # the fit owns the net while its callback waits
+        owning.set()
+        assert release.wait(JOIN_TIMEOUT)
+
+    fitter = started_thread(lambda: net.fit(x, y, epochs=1, lr=0.01, callback=callback))
+    try:
+        assert owning.wait(JOIN_TIMEOUT)
+        before = params_of(net)
+        calling = threading.Event()
+        with sigint_raises() as sigint:
+            sender = interrupt_main_thread_once(calling.is_set, delay=0.1)
+            with pytest.raises(KeyboardInterrupt):
+                calling.set()
+                OWNING_CALLS[call](net, x, y, weights)
+            assert joined(sender)
+        assert sigint["late"] == 0
+        lock = net._fast.lock
+        assert (lock.owner, lock.depth) == (fitter.ident, 1), "the interrupted waiter changed the ownership"
+        np.testing.assert_array_equal(params_of(net), before)
+    finally:
+        release.set()
+        assert joined(fitter)
+    assert_unlocked(net)
+
+
+def gated_reader(net):
+    """Start a thread whose deepcopy of ``net`` holds the read lock until the gate opens."""
+    gate = Gate()
+    net.optimizer = gate
+    reader = started_thread(lambda: copy.deepcopy(net))
+    assert gate.entered.wait(JOIN_TIMEOUT)
+    assert net._fast.lock.readers == 1
+    return gate, reader
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+def test_ctrl_c_reaches_a_writer_waiting_for_readers_and_lets_new_readers_in():
+    rng = np.random.default_rng(13)
+    x, _ = random_data(rng, 8, WRITER_LAYERS, "mse")
+    net = make_net(nnfast.Net, WRITER_LAYERS, seed=14, loss="mse")
+    [(weights, _)] = pool_of_states(WRITER_LAYERS, 1, rng, np.float64)
+    before, expected = params_of(net), net.predict(x)
+    lock = net._fast.lock
+    gate, reader = gated_reader(net)
+    try:
+        with sigint_raises() as sigint:
+            # The assignment owns the net and waits for the reader, holding new readers back.
+            sender = interrupt_main_thread_once(lambda: lock.modifier_waiting, delay=0.05)
+            with pytest.raises(KeyboardInterrupt):
+                net.weights = weights
+            assert joined(sender)
+        assert sigint["late"] == 0
+        assert (lock.owner, lock.depth, lock.modifying, lock.modifier_waiting) == (0, 0, False, False)
+        assert lock.readers == 1
+        # A new reader gets in at once, beside the gated one.
+        results = []
+        run_threads(lambda: results.append(net.predict(x)))
+        np.testing.assert_array_equal(results[0], expected)
+    finally:
+        gate.release.set()
+        assert joined(reader)
+        net.optimizer = None
+    assert_unlocked(net)
+    np.testing.assert_array_equal(params_of(net), before)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+@pytest.mark.parametrize("call", ["predict", "weights", "loss"])
+def test_ctrl_c_reaches_a_reader_waiting_for_a_writer(call):
+    rng = np.random.default_rng(15)
+    x, y = random_data(rng, 8, WRITER_LAYERS, "mse")
+    net = make_net(nnfast.Net, WRITER_LAYERS, seed=16, loss="mse")
+    [(weights, _)] = pool_of_states(WRITER_LAYERS, 1, rng, np.float64)
+    lock = net._fast.lock
+    gate, reader = gated_reader(net)
+    # A writer waits for the gated reader; readers arriving now wait behind it.
+    writer = started_thread(lambda: setattr(net, "weights", weights))
+    calls = {"predict": lambda: net.predict(x), "weights": lambda: net.weights, "loss": lambda: net.loss(x, y)}
+    try:
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while not lock.modifier_waiting and time.monotonic() < deadline:
+            time.sleep(0.001)
+        calling = threading.Event()
+        with sigint_raises() as sigint:
+            sender = interrupt_main_thread_once(lambda: calling.is_set() and lock.waiting_readers > 0)
+            with pytest.raises(KeyboardInterrupt):
+                calling.set()
+                calls[call]()
+            assert joined(sender)
+        assert sigint["late"] == 0
+        assert (lock.readers, lock.waiting_readers, lock.modifier_waiting) == (1, 0, True)
+    finally:
+        gate.release.set()
+        assert joined(reader) and joined(writer)
+        net.optimizer = None
+    assert_unlocked(net)
+    for got, want in zip(net.weights, weights):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+def test_ctrl_c_stops_a_compiled_fit_after_a_whole_step_and_frees_the_lock():
+    rng = np.random.default_rng(17)
+    x, y = random_data(rng, 16, WRITER_LAYERS, "mse")
+    net = make_net(nnfast.Net, WRITER_LAYERS, seed=18, loss="mse")
+    twin = copy.deepcopy(net)
+    probe = x[:3].copy()
+    initial = net.predict(probe)
+    stop, changed = threading.Event(), threading.Event()
+
+    def read():  # alongside the fit; it also tells the sender that the fit has stepped
+        while not stop.is_set():
+            if not np.array_equal(net.predict(probe), initial):
+                changed.set()
+
+    reader = started_thread(read)
+    try:
+        with sigint_raises() as sigint:
+            sender = interrupt_main_thread_once(changed.is_set, delay=0.05)
+            # Half a minute uninterrupted; Ctrl-C stops it within about 0.02 s.
+            with pytest.raises(nnfast.TrainingInterrupted) as interrupted:
+                net.fit(x, y, epochs=10**6, lr=1e-3)
+            assert joined(sender)
+        assert sigint["late"] == 0
+    finally:
+        stop.set()
+        assert joined(reader)
+    assert_unlocked(net)
+    steps = len(interrupted.value.history.loss)
+    assert steps > 0
+    twin.fit(x, y, epochs=steps, lr=1e-3)
+    np.testing.assert_array_equal(params_of(net), params_of(twin))
+    assert net.optimizer.step_count == steps
