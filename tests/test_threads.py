@@ -20,6 +20,7 @@ while the writer was running.
 """
 import contextlib
 import copy
+import hashlib
 import pickle
 import signal
 import threading
@@ -69,11 +70,12 @@ def run_threads(*workers, timeout=JOIN_TIMEOUT):
 
 
 def fingerprint(value):
-    """Something equal for two results exactly when they are equal to the bit (dtype and shape included)."""
+    """Something equal for two results exactly when they are equal to the bit (dtype and
+    shape included); a digest of the bytes, so that many states fit in memory."""
     if isinstance(value, (list, tuple)):
         return tuple(fingerprint(item) for item in value)
     if isinstance(value, np.ndarray):
-        return (value.dtype.str, value.shape, value.tobytes())
+        return (value.dtype.str, value.shape, hashlib.blake2b(value.tobytes(), digest_size=16).digest())
     if isinstance(value, (float, np.floating)):
         return ("float", np.float64(value).tobytes())
     raise TypeError(f"no fingerprint for {type(value).__name__}")
@@ -774,3 +776,53 @@ def test_ctrl_c_stops_a_compiled_fit_after_a_whole_step_and_frees_the_lock():
     twin.fit(x, y, epochs=steps, lr=1e-3)
     np.testing.assert_array_equal(params_of(net), params_of(twin))
     assert net.optimizer.step_count == steps
+
+
+# -- 7. a long fit lets readers in between its steps -------------------------
+
+# About half a millisecond a step on 16 rows; each product small enough for one BLAS thread.
+LIVENESS_LAYERS = [64] + [120] * 8 + [8]
+
+
+def test_readers_are_let_in_between_the_steps_of_a_long_fit():
+    """Without the fit letting waiting readers in after each step, a reader that
+    arrives during the one compiled call would wait until it returns."""
+    rng = np.random.default_rng(19)
+    x, y = random_data(rng, 16, LIVENESS_LAYERS, "mse")
+    probes = [rng.standard_normal((n, LIVENESS_LAYERS[0])) for n in (1, 5)]
+    net = make_net(nnfast.Net, LIVENESS_LAYERS, seed=20, loss="mse")
+    n_steps, lr = 300, 1e-3
+    twin = copy.deepcopy(net)
+    views = {}
+    record_views(views, probes, twin, 0)
+    for k in range(1, n_steps + 1):
+        twin.train_step(x, y, lr)
+        record_views(views, probes, twin, k)
+
+    n_readers = 2
+    started, finished = threading.Semaphore(0), threading.Event()
+    during = []  # per read: whether it returned before the fit did
+
+    def fit():
+        try:
+            for _ in range(n_readers):
+                assert started.acquire(timeout=JOIN_TIMEOUT), "a reader never started"
+            net.fit(x, y, epochs=n_steps, lr=lr)
+        finally:
+            finished.set()
+
+    failures, seen = [], []
+    readers = [state_reader(net, probes, views, started, finished, failures, seen, seed)
+               for seed in range(n_readers)]
+
+    def count_during():
+        while not finished.is_set():
+            net.predict(probes[0])
+            during.append(not finished.is_set())
+
+    run_threads(fit, *readers, count_during)
+    assert not failures, failures
+    assert sum(during) > 0, "no predict returned while the fit ran"
+    assert any(0 < k < n_steps for k in seen), "no reader saw a state between the fit's first and last step"
+    np.testing.assert_array_equal(params_of(net), params_of(twin))
+    assert_unlocked(net)
