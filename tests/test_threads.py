@@ -826,3 +826,234 @@ def test_readers_are_let_in_between_the_steps_of_a_long_fit():
     assert any(0 < k < n_steps for k in seen), "no reader saw a state between the fit's first and last step"
     np.testing.assert_array_equal(params_of(net), params_of(twin))
     assert_unlocked(net)
+
+
+# -- 8. stress: a random mix of every call on three shared nets ---------------
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def check_array(value, shape, dtype, what):
+    check(isinstance(value, np.ndarray) and value.shape == shape and value.dtype == dtype,
+          f"{what}: {type(value).__name__} {getattr(value, 'shape', '')} {getattr(value, 'dtype', '')}, "
+          f"expected {shape} {np.dtype(dtype)}")
+    check(np.isfinite(value).all(), f"{what} is not finite")
+
+
+class Stress:
+    """The nets, data and expectations of the stress test, and its operations.
+
+    - ``read_only`` (float32, cross-entropy): only read; every result must equal the one
+      computed before the threads started.
+    - ``assigned`` (float64): only assigned weights or biases from a pool of three
+      each; every read must be one of the nine (weights, biases) states.
+    - ``trained`` (float32, binary cross-entropy): fit, partial_fit (with callbacks
+      that train and predict, early stopping restoring the best epoch), train_step,
+      reset_optimizer and assignments, beside reads, which must be finite and shaped
+      right, and calls that must fail.
+    """
+
+    def __init__(self, tmp_path):
+        rng = np.random.default_rng(21)
+        self.tmp_path = tmp_path
+        self.read_only = make_net(nnfast.Net, WRITER_LAYERS, seed=22, loss="cross_entropy", dtype=np.float32)
+        self.read_cases = []
+        for n in (1, 7, 64, 300):
+            x, y = random_data(rng, n, WRITER_LAYERS, "cross_entropy")
+            self.read_cases.append((x.astype(np.float32), y))
+        self.expected = self.read_only_results(tmp_path / "expected.npz")
+
+        self.assigned_layers = [16, 32, 3]
+        self.assigned = make_net(nnfast.Net, self.assigned_layers, seed=23, loss="mse")
+        pool = pool_of_states(self.assigned_layers, 2, rng, np.float64)
+        self.weight_sets = [self.assigned.weights] + [w for w, _ in pool]
+        self.bias_sets = [self.assigned.biases] + [b for _, b in pool]
+        self.assigned_probe = rng.standard_normal((10, 16))
+        twin = copy.deepcopy(self.assigned)
+        self.assigned_states = {}
+        for i, weights in enumerate(self.weight_sets):
+            for j, biases in enumerate(self.bias_sets):
+                twin.weights, twin.biases = weights, biases
+                self.assigned_states[fingerprint(twin.predict(self.assigned_probe))] = (i, j)
+        self.weight_prints = {fingerprint(w): i for i, w in enumerate(self.weight_sets)}
+        self.bias_prints = {fingerprint(b): j for j, b in enumerate(self.bias_sets)}
+
+        self.trained_layers = [8, 24, 24, 2]
+        self.trained = make_net(nnfast.Net, self.trained_layers, seed=24, loss="binary_cross_entropy",
+                                dtype=np.float32)
+        self.trained.fit(*self.trained_data(rng, 4), epochs=0, optimizer=nnfast.Adam(1e-3))
+        self.trained_pool = pool_of_states(self.trained_layers, 3, rng, np.float32)
+        self.trained_x, self.trained_y = self.trained_data(rng, 40)
+
+    def trained_data(self, rng, n):
+        x, y = random_data(rng, n, self.trained_layers, "binary_cross_entropy")
+        return x.astype(np.float32), y.astype(np.float32)
+
+    def read_only_results(self, path):
+        return {(case, name): fingerprint(call())
+                for case, (x, y) in enumerate(self.read_cases)
+                for name, call in reader_calls(self.read_only, x, y, path).items()}
+
+    # -- the operations: each takes a Generator and a per-thread path -------
+
+    def read_only_call(self, rng, path):
+        case = int(rng.integers(len(self.read_cases)))
+        calls = reader_calls(self.read_only, *self.read_cases[case], path)
+        name = list(calls)[int(rng.integers(len(calls)))]
+        check(fingerprint(calls[name]()) == self.expected[case, name],
+              f"{name} on {len(self.read_cases[case][0])} rows differs from the one-at-a-time result")
+
+    def assign(self, rng, path):
+        if rng.integers(2):
+            weights = self.weight_sets[int(rng.integers(3))]
+            self.assigned.weights = weights if rng.integers(2) else [np.asfortranarray(w) for w in weights]
+        else:
+            biases = self.bias_sets[int(rng.integers(3))]
+            self.assigned.biases = biases if rng.integers(2) else [b.tolist() for b in biases]
+
+    def read_assigned(self, rng, path):
+        net = self.assigned
+        kind = int(rng.integers(4))
+        if kind == 0:
+            check(fingerprint(net.predict(self.assigned_probe)) in self.assigned_states,
+                  "a prediction of the assigned net matches none of its nine states")
+        elif kind == 1:
+            check(fingerprint(net.weights) in self.weight_prints, "weights read match none assigned")
+        elif kind == 2:
+            check(fingerprint(net.biases) in self.bias_prints, "biases read match none assigned")
+        else:
+            snapshot = copy.deepcopy(net)
+            state = (self.weight_prints.get(fingerprint(snapshot.weights)),
+                     self.bias_prints.get(fingerprint(snapshot.biases)))
+            check(self.assigned_states.get(fingerprint(snapshot.predict(self.assigned_probe))) == state,
+                  f"a deepcopy of the assigned net holds no whole state: {state}")
+
+    def train(self, rng, path):
+        net, layers = self.trained, self.trained_layers
+        x, y = self.trained_x, self.trained_y
+        kind = int(rng.integers(7))
+        if kind == 0:
+            rows = int(rng.integers(1, len(x) + 1))
+            loss = net.train_step(x[:rows], y[:rows], 0.01)
+            check(np.isfinite(loss), "train_step's loss is not finite")
+        elif kind == 1:
+            optimizer = [nnfast.SGD(0.01, momentum=0.9), nnfast.Adam(1e-3), nnfast.AdamW(1e-3), None][
+                int(rng.integers(4))]
+            history = net.fit(x, y, epochs=int(rng.integers(1, 6)), optimizer=optimizer,
+                              batch_size=int(rng.integers(1, len(x) + 1)), seed=int(rng.integers(100)))
+            check(np.isfinite(history.loss).all(), "a fit's losses are not finite")
+        elif kind == 2:
+            def callback(epoch, history):  # reentrant: train and predict on the fitting net
+                net.train_step(x[:5], y[:5], 0.01)
+                check_array(net.predict(x[:3]), (3, layers[-1]), np.float32, "predict in a callback")
+
+            net.fit(x, y, epochs=3, batch_size=8, seed=1, callback=callback)
+        elif kind == 3:
+            history = net.fit(x[:30], y[:30], epochs=6, lr=0.01, validation_data=(x[30:], y[30:]),
+                              early_stopping=True, patience=2, seed=2)
+            check(history.best_epoch is not None, "early stopping found no best epoch")
+        elif kind == 4:
+            net.partial_fit(x, y, batch_size=10, seed=3)
+        elif kind == 5:
+            net.reset_optimizer()
+        else:
+            weights, biases = self.trained_pool[int(rng.integers(3))]
+            net.weights, net.biases = weights, biases
+
+    def read_trained(self, rng, path):
+        net, layers = self.trained, self.trained_layers
+        rows = int(rng.integers(1, len(self.trained_x) + 1))
+        x, y = self.trained_x[:rows], self.trained_y[:rows]
+        out = (rows, layers[-1])
+        kind = int(rng.integers(8))
+        if kind == 0:
+            check_array(net.predict(x), out, np.float32, "predict")
+        elif kind == 1:
+            probabilities = net.predict_proba(x)
+            check_array(probabilities, out, np.float32, "predict_proba")
+            check(((0 <= probabilities) & (probabilities <= 1)).all(), "probabilities outside [0, 1]")
+        elif kind == 2:
+            classes = net.predict_classes(x)
+            check(classes.shape == out and set(np.unique(classes)) <= {0, 1}, "predict_classes")
+        elif kind == 3:
+            output, hidden = net.forward(x)
+            check_array(output, out, np.float32, "forward")
+            for size, layer in zip(layers[1:-1], hidden):
+                check_array(layer, (rows, size), np.float32, "forward's hidden layer")
+        elif kind == 4:
+            check(np.isfinite(net.loss(x, y)), "loss is not finite")
+        elif kind == 5:
+            weight_grads, bias_grads = net.gradients(x, y)
+            for grad, size in zip(weight_grads + bias_grads, [(a, b) for a, b in zip(layers, layers[1:])] + [
+                    (b,) for b in layers[1:]]):
+                check_array(grad, size, np.float32, "a gradient")
+        elif kind == 6:
+            snapshot = pickle.loads(pickle.dumps(net)) if rng.integers(2) else copy.deepcopy(net)
+            check(np.isfinite(params_of(snapshot)).all(), "a copy's parameters are not finite")
+            check_array(snapshot.predict(x), out, np.float32, "a copy's predict")
+        else:
+            for w, (fan_in, fan_out) in zip(net.weights, zip(layers, layers[1:])):
+                check_array(w, (fan_in, fan_out), np.float32, "weights")
+
+    def fail(self, rng, path):
+        """Calls that must raise ValueError, on any of the nets, and leave them as they were."""
+        net = [self.read_only, self.assigned, self.trained][int(rng.integers(3))]
+        width = net.layers[0]
+        calls = [
+            lambda: net.predict(np.zeros((2, width + 1))),
+            lambda: net.loss(np.zeros((2, width)), np.zeros((3, net.layers[-1]))),
+            lambda: net.train_step(np.full((2, width), np.nan), np.zeros((2, net.layers[-1])), 0.01),
+            lambda: net.fit(np.zeros((2, width)), np.zeros((2, net.layers[-1])), epochs=1, lr=-1.0),
+            lambda: setattr(net, "weights", [w[:-1] for w in net.weights]),
+        ]
+        with pytest.raises(ValueError):
+            calls[int(rng.integers(len(calls)))]()
+
+    OPERATIONS = ("read_only_call", "assign", "read_assigned", "train", "read_trained", "fail")
+    WEIGHTS = (4, 1, 3, 1, 3, 1)
+
+
+def test_stress_a_random_mix_of_every_call_on_three_shared_nets(tmp_path):
+    stress = Stress(tmp_path)
+    stop_at = time.monotonic() + 3.0
+    failures, ran = [], set()
+    weights = np.array(Stress.WEIGHTS) / sum(Stress.WEIGHTS)
+
+    def worker(seed):
+        def work():
+            rng = np.random.default_rng([25, seed])
+            path = tmp_path / f"stress{seed}.npz"
+            while time.monotonic() < stop_at and len(failures) < 10:
+                name = Stress.OPERATIONS[int(rng.choice(len(weights), p=weights))]
+                try:
+                    getattr(stress, name)(rng, path)
+                except Exception:
+                    failures.append(f"{name}:\n{traceback.format_exc()}")
+                ran.add(name)
+
+        return work
+
+    run_threads(*[worker(seed) for seed in range(6)])
+    assert not failures, "\n".join(failures)
+    assert ran == set(Stress.OPERATIONS), ran
+
+    nets = [stress.read_only, stress.assigned, stress.trained]
+    for net in nets:
+        assert_unlocked(net)
+    # Each net still predicts and trains as a net that never saw the threads.
+    assert stress.read_only_results(tmp_path / "after.npz") == stress.expected
+    stress.assigned.weights, stress.assigned.biases = stress.weight_sets[1], stress.bias_sets[2]
+    assert stress.assigned_states[fingerprint(stress.assigned.predict(stress.assigned_probe))] == (1, 2)
+    fresh = make_net(nnfast.Net, stress.trained_layers, seed=99, loss="binary_cross_entropy", dtype=np.float32)
+    x, y = stress.trained_x, stress.trained_y
+    for net in (stress.trained, fresh):
+        net.weights, net.biases = stress.trained_pool[0]
+        net.fit(x, y, epochs=3, optimizer=nnfast.Adam(1e-3), batch_size=7, seed=4)
+        net.train_step(x, y, 0.01)
+    np.testing.assert_array_equal(params_of(stress.trained), params_of(fresh))
+    np.testing.assert_array_equal(stress.trained.predict(x), fresh.predict(x))
+    for net in nets:
+        assert_unlocked(net)
