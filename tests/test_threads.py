@@ -591,7 +591,7 @@ def interrupt_main_thread_once(condition, delay=0.0):
     """Start a thread that waits for ``condition()``, then ``delay`` seconds, then sends
     SIGINT to the main thread (as Ctrl-C would). Setting the thread's ``cancel`` event
     first stops it from sending; it sends anyway after JOIN_TIMEOUT, to free a main
-    thread that hangs."""
+    thread that hangs, and then leaves its ``condition_met`` False."""
     main = threading.main_thread().ident
     cancel = threading.Event()
 
@@ -600,12 +600,13 @@ def interrupt_main_thread_once(condition, delay=0.0):
         while not condition() and time.monotonic() < deadline:
             if cancel.wait(0.001):
                 return
+        thread.condition_met = condition()
         time.sleep(delay)
         if not cancel.is_set():
             signal.pthread_kill(main, signal.SIGINT)
 
     thread = threading.Thread(target=send, daemon=True)
-    thread.cancel = cancel
+    thread.cancel, thread.condition_met = cancel, False
     thread.start()
     return thread
 
@@ -613,13 +614,15 @@ def interrupt_main_thread_once(condition, delay=0.0):
 @contextlib.contextmanager
 def interrupted_by(sigint, sender):
     """Around the one call that SIGINT should interrupt: afterwards, however it ended,
-    a signal still to come is only counted as late."""
+    a signal still to come is only counted as late, and a signal sent before the call
+    was where the test wanted it fails the test."""
     try:
         yield
     finally:
         sender.cancel.set()
         sigint["armed"] = False
         assert joined(sender)
+        assert sender.condition_met, "the call never reached the wait the signal was meant for"
 
 
 class Gate:
