@@ -580,10 +580,7 @@ class BaseNet:
         try:
             while run.epoch < run.epochs and not run.stopped:
                 first = run.epoch
-                try:
-                    self._run_epochs(x, y, x_val, y_val, run, min(run.epoch + chunk, run.epochs))
-                finally:
-                    run.optimizer.step_count = int(run.optimizer_steps[0])
+                self._run_epochs(x, y, x_val, y_val, run, min(run.epoch + chunk, run.epochs))
                 if run.status != STEP_OK:
                     raise DivergenceError(run.status, run.steps - 1, run.learning_rates[run.epoch],
                                           run.history(classification))

@@ -26,7 +26,7 @@ class TrainingRun:
         The SplitMix64 state.
     optimizer : nnfast.optimizers.Optimizer
     optimizer_steps : ndarray of int64, shape (1,)
-        The optimizer's step count during the run (copied back after it).
+        The optimizer's step count, which the run advances in place.
     learning_rates : ndarray of float64, shape (epochs,)
     step_loss : ndarray of float64, shape (epochs * steps_per_epoch,)
     epoch_loss : ndarray of float64, shape (epochs,)
@@ -56,7 +56,7 @@ class TrainingRun:
         self.order = np.arange(n_samples, dtype=np.intp)
         self.shuffle_state = np.array([shuffle_state], dtype=np.uint64)
         self.optimizer = optimizer
-        self.optimizer_steps = np.array([optimizer.step_count], dtype=np.int64)
+        self.optimizer_steps = optimizer._step_counter
         self.learning_rates = learning_rates
         # Only the entries of epochs and steps that ran are ever read.
         self.step_loss = np.empty(epochs * self.steps_per_epoch)

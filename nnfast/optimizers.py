@@ -29,7 +29,9 @@ class Optimizer:
         The base learning rate (a schedule scales it per epoch).
     weight_decay : float
     step_count : int
-        Updates applied since creation or the last ``reset()``.
+        Updates applied since creation or the last ``reset()``. A fit
+        counts them in place as it goes, so a copy or a save taken by
+        another thread during a fit matches the moments it copies.
     buffers : ndarray of shape (n_moments, n_params) or None
         Moment buffers, created at the first update: SGD's momentum, or
         Adam's first and second moments; none for plain SGD.
@@ -46,6 +48,26 @@ class Optimizer:
         """Forget the state: the next update starts as the first one did."""
         self.step_count = 0
         self.buffers = None
+
+    @property
+    def step_count(self):
+        return int(self._step_counter[0])
+
+    @step_count.setter
+    def step_count(self, value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"step_count must be an int, got {value!r}")
+        if not 0 <= value < 2**63:
+            raise ValueError(f"step_count must be in [0, 2**63), got {value!r}")
+        # The array the compiled loop advances (TrainingRun.optimizer_steps).
+        self._step_counter = np.array([value], dtype=np.int64)
+
+    def __setstate__(self, state):
+        # Pickles of earlier versions hold step_count as a plain attribute.
+        step_count = state.pop("step_count", None)
+        self.__dict__.update(state)
+        if step_count is not None:
+            self.step_count = step_count
 
     @property
     def n_moments(self):

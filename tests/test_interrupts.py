@@ -33,9 +33,12 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "pos
 def run_child(code, delay):
     """Run ``code`` in a child Python; once it prints "started", wait ``delay`` s, send
     SIGINT, and return ``(the JSON the child prints last, seconds from SIGINT to its catch)``."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # This same nnfast: the installed one, or the in-place build PYTHONPATH names.
+    package_root = os.path.dirname(os.path.dirname(nnfast.__file__))
+    paths = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(paths))
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=package_root)
     try:
         assert child.stdout.readline().strip() == "started", child.stderr.read()
         time.sleep(delay)

@@ -1093,11 +1093,11 @@ def test_reference_two_fits_at_once_run_one_after_the_other(setup):
     two_fits_run_one_after_the_other(nnfast.reference.Net, np.float64, setup, [8, 16, 3], epochs=(15, 20))
 
 
-# -- bugs found: each test fails until its bug is fixed -----------------------
+# -- regressions: bugs these tests found ----------------------------------------
 #
-# Marked xfail(strict=True, raises=AssertionError): the suite passes while the bug
-# is there, and fails as soon as a fix makes the test pass, so that the mark is
-# removed. A test that cannot set up its situation fails with pytest.fail (through
+# One still marked xfail(strict=True, raises=AssertionError) pins a bug not
+# fixed yet: it fails the suite once a fix makes it pass, so that the mark goes.
+# A test that cannot set up its situation fails with pytest.fail (through
 # ``require``), which strict xfail does not excuse.
 
 
@@ -1152,10 +1152,6 @@ def test_save_during_a_fit_writes_the_parameters_of_one_moment(tmp_path, monkeyp
         "the saved parameters changed while they were written: a mix of several steps"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: a fit copies the optimizer's step count back only when run_epochs returns "
-    "(BaseNet._train), so a deepcopy or pickle taken during a compiled fit pairs the "
-    "parameters and moments after k steps with the step count from before the fit"))
 def test_a_copy_taken_during_a_fit_pairs_its_parameters_with_their_step_count():
     rng = np.random.default_rng(29)
     x, y = random_data(rng, 16, WRITER_LAYERS, "mse")
@@ -1179,11 +1175,6 @@ def test_a_copy_taken_during_a_fit_pairs_its_parameters_with_their_step_count():
             f"the {how}'s parameters are not those after its optimizer's {steps} steps")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: predict, loss and gradients run in blocks of as many rows as the workspace they "
-    "get holds (carve_workspace's capacity), not of block_rows; the spare workspace a larger "
-    "train_step or fit leaves holds more, so a reader's bits depend on whether another "
-    "thread holds that spare at the time"))
 def test_a_reader_gets_the_same_bits_whichever_thread_holds_the_spare_workspace():
     rng = np.random.default_rng(31)
     layers, loss, activation, _ = READER_NETS[2]
@@ -1194,8 +1185,8 @@ def test_a_reader_gets_the_same_bits_whichever_thread_holds_the_spare_workspace(
     # An ordinary step on a large batch: the net keeps its workspace as the spare.
     net.train_step(big_x, big_y, 1e-6)
     require(net._fast.spare_length > net._layout.workspace_length(block_rows),
-            "the net keeps no spare workspace larger than a block of rows any more; if that "
-            "is the fix, remove this test's xfail mark and this requirement")
+            "the net keeps no spare workspace larger than a block of rows any more, so this "
+            "test no longer sets up a spare of another size")
 
     one_at_a_time, in_callback, release = {}, threading.Event(), threading.Event()
 

@@ -10,9 +10,9 @@ the net's spare workspace if it is free and large enough, or allocates its
 own, and gives it back afterwards; only a workspace no larger than a block
 of evaluation rows (or than TRAINING_SCRATCH_BYTES) is kept, so a large
 call leaves no large buffer behind. ``predict``, ``loss`` and
-``gradients`` run in blocks of ``block_rows`` rows, whose scratch stays
-within BLOCK_BYTES whatever the number of rows; Ctrl-C is polled between
-blocks.
+``gradients`` run in blocks of ``block_rows`` rows, whatever workspace they
+get, so that their results do not depend on which one; the scratch of a
+block stays within BLOCK_BYTES, and Ctrl-C is polled between blocks.
 
 The Python validation of a call costs about 1 µs, several times a whole
 seed-size training step. So ``predict``, ``train_step`` and
@@ -100,14 +100,15 @@ cdef inline bint all_probabilities(const floating* values, Py_ssize_t size) noex
 
 
 cdef void predict_rows(const Architecture* arch, const floating* params, const floating* x,
-                       Py_ssize_t rows, const Workspace* ws, floating* scratch, floating* out,
-                       SignalPoll* poll) noexcept nogil:
-    """Write the net's output for ``x`` (rows, sizes[0]) into ``out``, ``ws.capacity``
-    rows at a time; stop early if a signal handler raises between blocks."""
+                       Py_ssize_t rows, Py_ssize_t block_rows, const Workspace* ws,
+                       floating* scratch, floating* out, SignalPoll* poll) noexcept nogil:
+    """Write the net's output for ``x`` (rows, sizes[0]) into ``out``, ``block_rows``
+    rows at a time (at most ``ws.capacity``); stop early if a signal handler
+    raises between blocks."""
     cdef Py_ssize_t start = 0, block
     cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
     while start < rows:
-        block = min(ws.capacity, rows - start)
+        block = min(block_rows, rows - start)
         forward_pass(arch, params, x + start * n_in, block, ws.capacity, <floating*>NULL,
                      scratch + ws.act, out + start * n_out)
         start += block
@@ -116,10 +117,11 @@ cdef void predict_rows(const Architecture* arch, const floating* params, const f
 
 
 cdef double gradient_rows(const Architecture* arch, const floating* params, const floating* x,
-                          const floating* y, Py_ssize_t rows, const Workspace* ws,
-                          floating* scratch, floating* grad, SignalPoll* poll) noexcept nogil:
-    """Return the loss on ``(x, y)``, computed ``ws.capacity`` rows at a time, and
-    unless ``grad`` is NULL write its gradient there.
+                          const floating* y, Py_ssize_t rows, Py_ssize_t block_rows,
+                          const Workspace* ws, floating* scratch, floating* grad,
+                          SignalPoll* poll) noexcept nogil:
+    """Return the loss on ``(x, y)``, computed ``block_rows`` rows at a time (at most
+    ``ws.capacity``), and unless ``grad`` is NULL write its gradient there.
 
     The loss is summed across blocks in the order of one pass over all rows,
     so it does not depend on the block size; the weight gradients are sums
@@ -132,7 +134,7 @@ cdef double gradient_rows(const Architecture* arch, const floating* params, cons
     cdef bint gradients = grad != NULL
     cdef double total = 0
     while start < rows:
-        block = min(ws.capacity, rows - start)
+        block = min(block_rows, rows - start)
         forward_pass(arch, params, x + start * n_in, block, ws.capacity,
                      scratch + ws.deriv if gradients else NULL, scratch + ws.act, scratch + ws.out)
         total = loss_sum(arch, scratch + ws.out, y + start * n_out, block, rows, gradients, total)
@@ -258,13 +260,13 @@ cdef class FastPath:
         scratch = self.take_scratch(min(rows, self.block_rows), False)
         ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), False)
         poll.raised = False
-        if rows > ws.capacity:
+        if rows > self.block_rows:
             poll_start(&poll)
         self.lock.read()
         with nogil:
             predict_rows(&self.arch, <const floating*>cnp.PyArray_DATA(self.params), inputs, rows,
-                         &ws, <floating*>cnp.PyArray_DATA(scratch), <floating*>cnp.PyArray_DATA(out),
-                         &poll)
+                         self.block_rows, &ws, <floating*>cnp.PyArray_DATA(scratch),
+                         <floating*>cnp.PyArray_DATA(out), &poll)
             self.lock.release_read()
         self.give_back(scratch)
         if poll.raised:
@@ -327,13 +329,13 @@ cdef class FastPath:
         cdef SignalPoll poll
         cdef double value
         poll.raised = False
-        if rows > ws.capacity:
+        if rows > self.block_rows:
             poll_start(&poll)
         self.lock.read()
         with nogil:
             value = gradient_rows(&self.arch, <const floating*>cnp.PyArray_DATA(self.params),
                                   <const floating*>cnp.PyArray_DATA(x),
-                                  <const floating*>cnp.PyArray_DATA(y), rows, &ws,
+                                  <const floating*>cnp.PyArray_DATA(y), rows, self.block_rows, &ws,
                                   <floating*>cnp.PyArray_DATA(scratch), grad_data, &poll)
             self.lock.release_read()
         self.give_back(scratch)
