@@ -22,6 +22,13 @@ CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 INITS = ("auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "normal")
 
 
+def is_number(value, kind=numbers.Real):
+    """Whether ``value`` is a number of ``kind`` (``numbers.Real`` or ``numbers.Integral``)
+    as a scalar argument means it: not a bool, and not a ``np.timedelta64``, which
+    NumPy registers as an integer."""
+    return isinstance(value, kind) and not isinstance(value, (bool, np.bool_, np.timedelta64))
+
+
 def check_layers(layers):
     """Return ``layers`` as a tuple of ints, checking it describes a net."""
     message = (
@@ -32,7 +39,7 @@ def check_layers(layers):
         raise TypeError(message)
     sizes = []
     for size in layers:
-        if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral):
+        if not is_number(size, numbers.Integral):
             raise TypeError(message)
         sizes.append(operator.index(size))
     if len(sizes) < 2 or min(sizes) < 1:
@@ -65,7 +72,7 @@ def check_number(name, value, low, high=math.inf):
     """Return ``value`` as a float in [low, high]."""
     if type(value) in (float, int) and low <= value <= high and math.isfinite(value):
         return float(value)  # the common case, without the slow ABC checks below
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         raise TypeError(f"{name} must be a number, got {value!r}")
     if not (math.isfinite(value) and low <= value <= high):
         closing = ")" if high == math.inf else "]"
@@ -80,7 +87,7 @@ def check_in_interval(name, value, low, high=math.inf, *, low_open=False, high_o
     plain = type(value) is int or (type(value) is float and not integer)
     kind = numbers.Integral if integer else numbers.Real
     # The ABC checks are slow; plain ints and floats, the usual case, skip them.
-    if not plain and (isinstance(value, (bool, np.bool_)) or not isinstance(value, kind)):
+    if not plain and not is_number(value, kind):
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
     above = value > low if low_open else value >= low
     below = value < high if high_open else value <= high
@@ -116,7 +123,7 @@ def check_int(name, value, minimum):
     """Return ``value`` as an int if it is an integer at least ``minimum``."""
     if type(value) is int and value >= minimum:
         return value  # the common case, without the slow ABC checks below
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if not is_number(value, numbers.Integral):
         raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
@@ -127,7 +134,7 @@ def check_learning_rate(lr):
     """Return ``lr`` as a float if it is positive and finite."""
     if type(lr) is float and math.isfinite(lr) and lr > 0:
         return lr  # the common case, without the slow ABC checks below
-    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
+    if not is_number(lr):
         raise TypeError(f"lr must be a positive finite number, got {lr!r}")
     try:
         value = float(lr)
