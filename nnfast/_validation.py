@@ -7,6 +7,7 @@ with a message of the form ``<name> must be <constraint>, got <value>``.
 import math
 import numbers
 import operator
+from collections.abc import Mapping, Set
 
 import numpy as np
 
@@ -29,13 +30,36 @@ def is_number(value, kind=numbers.Real):
     return isinstance(value, kind) and not isinstance(value, (bool, np.bool_, np.timedelta64))
 
 
+def describe(value, limit=60):
+    """``repr(value)`` for a message, shortened in the middle if longer than ``limit``."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    if isinstance(value, numbers.Integral):
+        return f"{text[:12]}...{text[-4:]} (an int of {len(text.lstrip('-'))} digits)"
+    return f"{text[: limit - 20]}...{text[-17:]}"
+
+
+def _index(position, shape):
+    """The index tuple of flat (C-order) ``position`` in an array of ``shape``."""
+    return tuple(map(int, np.unravel_index(position, shape)))
+
+
 def check_layers(layers):
-    """Return ``layers`` as a tuple of ints, checking it describes a net."""
+    """Return ``layers`` as a tuple of ints, checking it describes a net.
+
+    Any sized, ordered collection of ints: a list, tuple, range or 1-D
+    integer array. Sets and dicts are refused (their order is not the
+    user's), as are strings and bytes (whose items are characters or bytes).
+    """
     message = (
         "layers must be a sequence of at least two positive ints "
-        f"(input size first, output size last), got {layers!r}"
+        f"(input size first, output size last), got {describe(layers)}"
     )
-    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+    if isinstance(layers, np.ndarray):
+        if layers.ndim != 1:  # a 0-d array has __len__ but raises from it
+            raise TypeError(message)
+    elif isinstance(layers, (str, bytes, bytearray, Set, Mapping)) or not hasattr(layers, "__len__"):
         raise TypeError(message)
     sizes = []
     for size in layers:
@@ -45,7 +69,7 @@ def check_layers(layers):
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(message)
     if max(sizes) > MAX_DIMENSION:
-        raise ValueError(f"layer sizes must be at most {MAX_DIMENSION}, got {max(sizes)}")
+        raise ValueError(f"layers must hold sizes of at most {MAX_DIMENSION}, got {describe(max(sizes))}")
     return tuple(sizes)
 
 
@@ -135,13 +159,13 @@ def check_learning_rate(lr):
     if type(lr) is float and math.isfinite(lr) and lr > 0:
         return lr  # the common case, without the slow ABC checks below
     if not is_number(lr):
-        raise TypeError(f"lr must be a positive finite number, got {lr!r}")
+        raise TypeError(f"lr must be a positive finite number, got {describe(lr)}")
     try:
         value = float(lr)
     except OverflowError:  # an int beyond the float range
         value = math.inf
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+        raise ValueError(f"lr must be a positive finite number, got {describe(lr)}")
     return value
 
 
