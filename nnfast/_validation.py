@@ -288,10 +288,10 @@ def check_finite(name, array, given):
     position = checks.first_non_finite(array)
     if position >= 0:
         index = _index(position, array.shape)
-        value = given[index]
+        value = given[index]  # formatted by str: a format spec would round a longdouble to a float
         if np.isfinite(value):
-            raise ValueError(f"{name} must fit in {array.dtype}, got {value} at index {index}")
-        raise ValueError(f"{name} must be finite, got {value} at index {index}")
+            raise ValueError(f"{name} must fit in {array.dtype}, got {value!s} at index {index}")
+        raise ValueError(f"{name} must be finite, got {value!s} at index {index}")
 
 
 def check_features(x, n_in, dtype, name="x"):
@@ -324,11 +324,15 @@ def one_hot(name, labels, n_out, dtype):
         fractional = labels != np.floor(labels)
         if fractional.any():
             position = int(np.argmax(fractional))
-            raise ValueError(f"{name} class labels must be integers, got {labels[position]} at index ({position},)")
+            raise ValueError(
+                f"{name} class labels must be integers, got {labels[position]!s} at index ({position},)"
+            )
     outside = (labels < 0) | (labels >= n_out)
     if outside.any():
         position = int(np.argmax(outside))
-        raise ValueError(f"{name} class labels must be in [0, {n_out}), got {labels[position]} at index ({position},)")
+        raise ValueError(
+            f"{name} class labels must be in [0, {n_out}), got {labels[position]!s} at index ({position},)"
+        )
     y = np.zeros((labels.shape[0], n_out), dtype=dtype)
     y[np.arange(labels.shape[0]), labels.astype(np.intp)] = 1
     return y
@@ -359,9 +363,9 @@ def check_targets(y, n_samples, n_out, dtype, loss="sse", name="y", x_name="x"):
     if labels:
         return one_hot(name, real, n_out, dtype)
     y = y if plain else cast(real, dtype)
+    check_finite(name, y, real)  # before the reshape, so the index is one of y as given
     if y.ndim == 1:
-        y, real = y.reshape(shape), real.reshape(shape)
-    check_finite(name, y, real)
+        y = y.reshape(shape)
     if loss in CLASSIFICATION_LOSSES and ((y < 0) | (y > 1)).any():
         bad = y[(y < 0) | (y > 1)][0]
         raise ValueError(f"{name} must hold probabilities in [0, 1] for loss={loss!r}, got {bad}")
