@@ -206,25 +206,36 @@ def _object_reals(name, array, dtype):
     return out
 
 
+def _check_unmasked(name, masked):
+    """Raise ``ValueError`` if the masked array ``masked`` has masked entries."""
+    mask = np.ma.getmaskarray(masked)
+    if mask.any():
+        raise ValueError(
+            f"{name} must have no masked entries, got a masked array with {int(mask.sum())} of "
+            f"{mask.size} masked, the first at index {_index(int(np.argmax(mask)), mask.shape)}: "
+            "nnfast cannot leave entries out, so fill them (np.ma.filled) or drop them"
+        )
+
+
 def as_real_array(name, value, dtype):
     """Return ``value`` as an ndarray of bools, ints or floats, without copying an array that is one.
 
-    A masked array counts as its data if nothing is masked and is refused
-    otherwise (``np.asarray`` would drop the mask); an object array is
-    converted if it holds only real numbers (see ``_object_reals``); nested
-    sequences NumPy cannot make a rectangular array of, and every other
-    dtype (complex, str, bytes, datetime64, timedelta64, void), are refused.
+    A masked array (or a list of them as rows) counts as its data if nothing
+    is masked and is refused otherwise (``np.asarray`` would drop the mask);
+    an object array is converted if it holds only real numbers (see
+    ``_object_reals``); nested sequences NumPy cannot make a rectangular
+    array of, and every other dtype (complex, str, bytes, datetime64,
+    timedelta64, void), are refused.
     ``dtype`` (the net's) only words the messages.
     """
     if isinstance(value, np.ma.MaskedArray):
-        mask = np.ma.getmaskarray(value)
-        if mask.any():
-            raise ValueError(
-                f"{name} must have no masked entries, got a masked array with {int(mask.sum())} of "
-                f"{mask.size} masked, the first at index {_index(int(np.argmax(mask)), mask.shape)}: "
-                "nnfast cannot leave entries out, so fill them (np.ma.filled) or drop them"
-            )
+        _check_unmasked(name, value)
         value = np.ma.getdata(value)
+    elif isinstance(value, (list, tuple)):
+        # np.asarray drops the masks of masked rows too.
+        for position, item in enumerate(value):
+            if isinstance(item, np.ma.MaskedArray):
+                _check_unmasked(f"{name}[{position}]", item)
     try:
         array = np.asarray(value)
     except ValueError as error:

@@ -754,17 +754,23 @@ def test_non_finite_and_too_large_values_are_refused_naming_value_and_index(net_
 
 
 @pytest.mark.parametrize("net_class", NET_CLASSES, ids=NET_IDS)
-@given(case=cases(), source=st.sampled_from(REAL_DTYPES), data=st.data())
-def test_masked_entries_are_refused_with_their_count_and_first_index(net_class, case, source, data):
-    """np.asarray would drop the mask: a masked array with masked entries is refused instead."""
+@given(case=cases(), source=st.sampled_from(REAL_DTYPES), as_rows=st.booleans(), data=st.data())
+def test_masked_entries_are_refused_with_their_count_and_first_index(net_class, case, source, as_rows, data):
+    """np.asarray would drop the mask: a masked array with masked entries, or a list of masked
+    rows one of which has some, is refused instead."""
     config, dtype, role, method, kind, values = case
     mask = data.draw(hnp.arrays(bool, values.shape))
     mask.flat[data.draw(st.integers(0, mask.size - 1))] = True
+    masked = np.ma.masked_array(as_source(values, source, kind), mask=mask)
+    name = role
+    if as_rows and values.ndim == 2:
+        row = int(np.argmax(mask.any(axis=1)))
+        masked, mask, name = [masked[i] for i in range(len(masked))], mask[row], f"{role}[{row}]"
     net = base_net(net_class, dtype, config)
-    args = with_role(plain_args(net, config), role, np.ma.masked_array(as_source(values, source, kind), mask=mask))
+    args = with_role(plain_args(net, config), role, masked)
     before = snapshots(args)
     first = np.unravel_index(int(np.argmax(mask)), mask.shape)
-    with pytest.raises(ValueError, match=rf"^{re.escape(role)} must have no masked entries, got a masked array "
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)} must have no masked entries, got a masked array "
                                          rf"with {mask.sum()} of {mask.size} masked, the first at index "
                                          rf"{index_text(first)}: "):
         run(net, method, args)
