@@ -265,7 +265,7 @@ BAD_CALLS = [
     ("layers-float", lambda c, d: c([3, 2.0, 1]), TypeError, r"^layers must be .*got \[3, 2.0, 1\]"),
     ("layers-bool", lambda c, d: c([3, True]), TypeError, r"^layers must be .*got \[3, True\]"),
     ("layers-too-wide", lambda c, d: c([3, 2**31]),
-     ValueError, r"^layer sizes must be at most 2147483647, got 2147483648"),
+     ValueError, r"^layers must hold sizes of at most 2147483647, got 2147483648"),
     ("loss-unknown", lambda c, d: c(LAYERS, loss="mae"), ValueError,
      r"^loss must be one of 'sse', 'mse', 'cross_entropy', 'binary_cross_entropy', got 'mae'"),
     ("loss-none", lambda c, d: c(LAYERS, loss=None), ValueError, r"^loss must be one of"),
