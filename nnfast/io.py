@@ -7,6 +7,20 @@ arrays in one ``.npz`` archive; ``load(path)`` rebuilds an identical net:
 same parameters bit for bit, same predictions, and training continues
 exactly as it would have on the original.
 
+Guarantees
+----------
+Saving is atomic. ``save`` writes a temporary file in the directory of the
+file it replaces (``.<name>.<16 hex digits>.nnfast-tmp``), flushes and
+fsyncs it, renames it over the target with ``os.replace`` and then, as far
+as the platform allows, fsyncs the directory. At every moment the path
+holds either the old file or the new one, complete: a process killed in
+the middle of a save, a full disk or a file-size limit leaves the old file
+as it was. When ``save`` fails with an exception (``OSError``,
+``KeyboardInterrupt``, ...) it removes its temporary file; only a process
+killed outright (SIGKILL, a power cut) can leave one behind, and no later
+``save`` removes it, since it might belong to a save still running
+elsewhere. Such a file is safe to delete while no save is running.
+
 The file holds only numbers, booleans and unicode strings, never object
 arrays, and ``load`` reads it with ``allow_pickle=False``: loading a file
 cannot execute code from it. The class to build is looked up in a fixed
@@ -46,9 +60,12 @@ optimizer_buffers       dtype (n_moments,          (all optimizers; absent while
                                                    optimizer, the ones beyond n_moments unused
 ======================= ========================== ==========================================
 """
+import errno
 import math
 import os
 import pathlib
+import secrets
+import stat
 import zipfile
 import zlib
 
@@ -107,6 +124,12 @@ _READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error,
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
 
+_TEMP_FLAGS = (os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+# How the names of save's temporary files end (see save).
+TEMP_SUFFIX = ".nnfast-tmp"
+
+
 
 class _Invalid(Exception):
     """Internal: what is wrong with a file, before the path is put in front."""
@@ -129,16 +152,40 @@ def _fspath(path):
     return os.fsdecode(os.fspath(path))
 
 
+def _file_kind(mode):
+    """What kind of file an ``st_mode`` describes, in words."""
+    kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"),
+             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISSOCK, "socket"), (stat.S_ISLNK, "symbolic link"), (stat.S_ISREG, "regular file"))
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
 # -- save --------------------------------------------------------------------
 
 
 def save(net, path):
-    """Write ``net`` to the ``.npz`` file ``path``.
+    """Write ``net`` to the ``.npz`` file ``path``, atomically.
 
     The file is written at exactly ``path``: unlike ``numpy.savez``, no
     ``.npz`` suffix is added, so ``load(path)`` always reads back what
-    ``save(path)`` wrote. An existing file is replaced. Nothing is written
-    if the net cannot be saved.
+    ``save(path)`` wrote. An existing file is replaced atomically: the net
+    is written to a temporary file in the same directory, which is
+    flushed, fsynced and renamed over the target (then the directory is
+    fsynced, where the platform allows). Whatever happens, the path holds
+    the old file or the new one, never a mixture or a truncated file. If
+    ``path`` is a symbolic link, the file it points to is replaced and the
+    link kept. A replaced file keeps its permission bits; a new one gets
+    the usual ``0o666`` less the umask. The owner becomes the saving user
+    and hard links to the old file keep the old contents, as with any
+    rename. Writing needs permission to create files in the directory.
+
+    If ``save`` fails (an exception from the net's checks, from the disk,
+    or KeyboardInterrupt) the old file is untouched, the temporary file is
+    removed and the exception propagates. Only a process killed outright
+    (SIGKILL, power loss) may leave a temporary file
+    ``.<name>.<16 hex digits>.nnfast-tmp`` behind; later saves leave it
+    alone (it could be another process's save in progress), and it is safe
+    to delete while no save is running.
 
     Parameters
     ----------
@@ -150,7 +197,7 @@ def save(net, path):
     Returns
     -------
     pathlib.Path
-        The path written.
+        The path written (as given, not the file a link points to).
 
     Raises
     ------
@@ -161,12 +208,18 @@ def save(net, path):
     ValueError
         If the net's state would not load back: non-finite parameters,
         invalid optimizer hyper-parameters, or optimizer buffers that
-        belong to a different net.
+        belong to a different net. Also if ``path`` is an existing file
+        that is not a regular file (a FIFO, a device, ...). Nothing is
+        written.
+    IsADirectoryError
+        If ``path`` is a directory.
+    OSError
+        If the file cannot be written (a full disk, a file-size limit, no
+        permission, ...): the old file is left as it was.
     """
     arrays = _net_arrays(net)
     path = pathlib.Path(_fspath(path))
-    with open(path, "wb") as file:
-        np.savez(file, **arrays)
+    _write_atomically(path, arrays)
     return path
 
 
@@ -179,9 +232,23 @@ def _class_name(net):
 
 
 def _net_arrays(net):
-    """All entries of the file for ``net``, as a dict of arrays."""
+    """All entries of the file for ``net``, as a dict of arrays (copies, not views of the net)."""
     class_name = _class_name(net)
-    params = net._params
+    optimizer = net.optimizer
+    kind = _optimizer_kind(optimizer)
+    # The one place where save reads the net's mutable state: the
+    # parameters and the optimizer's hyper-parameters, step count and
+    # buffers. Arrays are copied here, so everything after works on one
+    # consistent snapshot. To save a net that another thread may be
+    # training, hold the net's read lock around exactly this block.
+    params = net._params.copy()
+    if optimizer is not None:
+        hyperparameters = {name: getattr(optimizer, name) for name, _, _ in _HYPERPARAMETERS[kind]}
+        step_count = optimizer.step_count
+        buffers = optimizer.buffers
+        if isinstance(buffers, np.ndarray):
+            buffers = buffers.copy()
+    # End of the snapshot.
     if not np.isfinite(params).all():
         raise ValueError("cannot save a net whose parameters are not all finite")
     arrays = {
@@ -197,8 +264,10 @@ def _net_arrays(net):
         "init_std": np.array(net._init_std, dtype=np.float64),
         "dtype": np.array(net._dtype.name),
         "params": params,
+        "optimizer": np.array(kind),
     }
-    arrays.update(_optimizer_arrays(net.optimizer, net.n_params, net._dtype))
+    if optimizer is not None:
+        arrays.update(_optimizer_arrays(kind, hyperparameters, step_count, buffers, net.n_params, net._dtype))
     return arrays
 
 
@@ -215,24 +284,19 @@ def _optimizer_kind(optimizer):
     )
 
 
-def _optimizer_arrays(optimizer, n_params, dtype):
-    """The optimizer's entries, checked to load back onto a net of ``n_params`` ``dtype`` parameters."""
-    kind = _optimizer_kind(optimizer)
-    arrays = {"optimizer": np.array(kind)}
-    if kind == "none":
-        return arrays
-    values = {name: getattr(optimizer, name) for name, _, _ in _HYPERPARAMETERS[kind]}
+def _optimizer_arrays(kind, values, step_count, buffers, n_params, dtype):
+    """The entries of a ``kind`` optimizer with hyper-parameters ``values``, checked to load back
+    onto a net of ``n_params`` ``dtype`` parameters."""
     try:
-        _build_optimizer(kind, values)
+        optimizer = _build_optimizer(kind, values)
     except (TypeError, ValueError) as error:
         raise ValueError(f"cannot save the net: its optimizer's hyper-parameters are invalid: {error}") from error
+    arrays = {}
     for name, element, _ in _HYPERPARAMETERS[kind]:
         arrays[f"optimizer_{name}"] = np.array(values[name], dtype=np.bool_ if element == "b" else np.float64)
-    step_count = optimizer.step_count
     if isinstance(step_count, (bool, np.bool_)) or not isinstance(step_count, (int, np.integer)) or step_count < 0:
         raise ValueError(f"cannot save the net: its optimizer's step_count must be an int >= 0, got {step_count!r}")
     arrays["optimizer_step_count"] = np.array(step_count, dtype=np.int64)
-    buffers = optimizer.buffers
     if buffers is not None:
         expected = (optimizer.n_moments, n_params)
         if not isinstance(buffers, np.ndarray) or buffers.shape != expected or buffers.dtype != dtype:
@@ -243,6 +307,92 @@ def _optimizer_arrays(optimizer, n_params, dtype):
             )
         arrays["optimizer_buffers"] = buffers
     return arrays
+
+
+def _save_target(path):
+    """The file that saving to ``path`` replaces, and its permission bits (None if it does not exist).
+
+    A symbolic link at ``path`` (or in its directories) is followed, so the
+    file it points to is replaced and the link survives, as when writing to
+    the link with ``open``; a dangling link gets its file created.
+    """
+    target = os.path.realpath(path)
+    try:
+        status = os.lstat(target)
+    except FileNotFoundError:
+        return target, None
+    if stat.S_ISLNK(status.st_mode):  # realpath stops where links loop
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path))
+    if stat.S_ISDIR(status.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+    if not stat.S_ISREG(status.st_mode):
+        raise ValueError(
+            f"cannot save to {os.fspath(path)}: it is a {_file_kind(status.st_mode)}, not a regular file "
+            f"(save replaces files, and would replace it)"
+        )
+    return target, stat.S_IMODE(status.st_mode)
+
+
+def _create_temporary(directory, name):
+    """Create a new, empty temporary file next to ``name`` in ``directory``; return its path and descriptor.
+
+    ``O_EXCL`` makes the name ours alone; mode 0o666 lets the umask apply
+    as it does to any new file.
+    """
+    for _ in range(100):
+        temporary = os.path.join(directory, f".{name[:200]}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        try:
+            return temporary, os.open(temporary, _TEMP_FLAGS, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name found", temporary)
+
+
+def _remove_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_atomically(path, arrays):
+    """Write ``arrays`` as an ``.npz`` archive to ``path`` through a temporary file (see ``save``)."""
+    target, mode = _save_target(path)
+    directory, name = os.path.split(target)  # realpath is absolute: directory is never empty
+    temporary, descriptor = _create_temporary(directory, name)
+    file = None
+    try:
+        if mode is not None:  # before any data is in it: the old file's readers only, from the start
+            if os.chmod in os.supports_fd:
+                os.chmod(descriptor, mode)
+            else:  # pragma: no cover - platforms without fchmod
+                os.chmod(temporary, mode)
+        file = os.fdopen(descriptor, "wb")
+        with file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        if file is None:
+            os.close(descriptor)
+        _remove_quietly(temporary)  # after a completed replace, there is nothing to remove
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory):
+    """Make a rename in ``directory`` durable, where the platform can; best effort."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 # -- load --------------------------------------------------------------------
