@@ -25,7 +25,9 @@ The file holds only numbers, booleans and unicode strings, never object
 arrays, and ``load`` reads it with ``allow_pickle=False``: loading a file
 cannot execute code from it. The class to build is looked up in a fixed
 table of the two net classes; nothing named in a file is imported or
-evaluated.
+evaluated. ``load`` opens the path without blocking and reads regular files
+only: a directory, a FIFO, a device or a socket is refused before anything
+is read from it.
 
 Format, version 2. Every entry is a NumPy array; "str" means a 0-d unicode
 array, "float" a 0-d float64, "int" a 0-d int64, "bool" a 0-d bool:
@@ -74,7 +76,7 @@ import numpy as np
 from nnfast._validation import ACTIVATIONS, INITS, LOSSES, check_layers, check_per_layer
 from nnfast.optimizers import SGD, Adam, AdamW
 
-__all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["save", "load", "PathNotFoundError", "PathIsADirectoryError", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "nnfast"
 FORMAT_VERSION = 2
@@ -124,11 +126,21 @@ _READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error,
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
 
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+               | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
 _TEMP_FLAGS = (os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
                | getattr(os, "O_CLOEXEC", 0))
 # How the names of save's temporary files end (see save).
 TEMP_SUFFIX = ".nnfast-tmp"
 
+
+
+class PathNotFoundError(FileNotFoundError, ValueError):
+    """``load`` was given a path where there is no file: both a FileNotFoundError and a ValueError."""
+
+
+class PathIsADirectoryError(IsADirectoryError, ValueError):
+    """``load`` was given a directory: both an IsADirectoryError and a ValueError."""
 
 
 class _Invalid(Exception):
@@ -407,6 +419,9 @@ def load(path):
     buffers. Training the loaded net continues exactly as training the
     saved one would have.
 
+    Loading never blocks: the path is opened with ``O_NONBLOCK``, and
+    anything but a regular file is refused before a byte is read.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -418,23 +433,69 @@ def load(path):
 
     Raises
     ------
-    FileNotFoundError, PermissionError, IsADirectoryError
-        If the file cannot be opened.
+    PathNotFoundError
+        If there is no file at ``path``: a subclass of both
+        ``FileNotFoundError`` and ``ValueError``.
+    PathIsADirectoryError
+        If ``path`` is a directory: a subclass of both
+        ``IsADirectoryError`` and ``ValueError``.
+    PermissionError, OSError
+        If the file cannot be opened for another reason (no permission,
+        a symbolic link loop, ...).
     ValueError
-        If it is not a valid nnfast file: not an ``.npz`` archive,
-        truncated or corrupted, an entry missing or of the wrong type or
-        shape, a format version this nnfast does not read, an unknown
-        class, activation, loss or optimizer, parameters of the wrong
-        length or not finite, or values the net's or the optimizer's own
-        checks refuse. The message says which.
+        If it is not a valid nnfast file, with a message that starts with
+        ``"<path> is not a valid nnfast file: "`` and says why: not a
+        regular file (a FIFO, a character or block device, a socket);
+        not an ``.npz`` archive, truncated or corrupted, an entry missing
+        or of the wrong type or shape, a format version this nnfast does
+        not read, an unknown class, activation, loss or optimizer,
+        parameters of the wrong length or not finite, or values the net's
+        or the optimizer's own checks refuse.
     """
     name = _fspath(path)
-    with open(name, "rb") as file:  # OS errors (missing file, ...) pass through as they are
+    descriptor, _ = _open_regular_file(name)
+    with os.fdopen(descriptor, "rb") as file:
         try:
             arrays = _read_arrays(file)
             return _net_from_arrays(arrays)
         except _Invalid as error:
             raise ValueError(f"{name} is not a valid nnfast file: {error}") from error.__cause__
+
+
+def _open_regular_file(name):
+    """Open ``name`` for reading if it is a regular file; return the descriptor and the file's size.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting
+    for a writer, and the type is checked on the open descriptor
+    (``fstat``), so nothing can swap the file between the check and the
+    reading.
+    """
+    try:
+        descriptor = os.open(name, _OPEN_FLAGS)
+    except FileNotFoundError:
+        raise PathNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name) from None
+    except IsADirectoryError:  # where a directory cannot be opened at all
+        raise PathIsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name) from None
+    except OSError as error:
+        if error.errno != errno.ENXIO:  # what opening a socket (or an absent device) gives
+            raise
+        try:
+            kind = _file_kind(os.stat(name).st_mode)
+        except OSError:
+            kind = "special file"
+        raise ValueError(f"{name} is not a valid nnfast file: it is a {kind}, not a regular file") from error
+    try:
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise PathIsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError(
+                f"{name} is not a valid nnfast file: it is a {_file_kind(status.st_mode)}, not a regular file"
+            )
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor, status.st_size
 
 
 def _read_arrays(file):

@@ -338,9 +338,11 @@ def assert_invalid(path, match):
     return excinfo.value
 
 
-def test_a_missing_file_raises_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError):
+def test_a_missing_file_raises_file_not_found_and_value_error(tmp_path):
+    with pytest.raises(FileNotFoundError) as excinfo:
         nnfast.io.load(tmp_path / "nothing.npz")
+    assert isinstance(excinfo.value, ValueError)
+    assert excinfo.value.filename == os.fspath(tmp_path / "nothing.npz")
 
 
 @pytest.mark.parametrize("keep", ["nothing", "10 bytes", "half", "all but the last byte"])

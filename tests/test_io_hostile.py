@@ -1,16 +1,20 @@
-"""nnfast.io.save under failures, kills and file-size limits.
+"""nnfast.io under failures, kills, file-size limits and paths that are not files.
 
 ``save`` must be atomic: a process killed while saving, a full disk or a
 file-size limit leaves the old file loadable and unchanged, and at most
-the temporary file of the save that was killed.
+the temporary file of the save that was killed. ``load`` must refuse a
+path that is not a regular file with ValueError (or the documented
+OSError subclasses), promptly, without blocking.
 """
 import errno
 import os
 import random
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -400,3 +404,72 @@ def test_a_file_size_limit_leaves_the_old_file_and_no_temporary(tmp_path):
     assert existing.read_bytes() == before
     assert_same_net(nnfast.io.load(existing), old)
     assert os.listdir(tmp_path) == ["net.npz"]  # no new file, no temporary
+
+
+# -- load: paths that are not regular files --------------------------------------------------
+
+
+def load_promptly(path):
+    return raised_promptly(nnfast.io.load, path)
+
+
+def make_fifo(directory):
+    path = directory / "fifo.npz"
+    os.mkfifo(path)
+    return path
+
+
+def make_symlink_to_fifo(directory):
+    fifo = make_fifo(directory)
+    link = directory / "link.npz"
+    link.symlink_to(fifo)
+    return link
+
+
+SPECIAL_PATHS = {
+    "fifo": (make_fifo, "FIFO (named pipe)"),
+    "symlink to a fifo": (make_symlink_to_fifo, "FIFO (named pipe)"),
+    "/dev/null": (lambda directory: "/dev/null", "character device"),
+    "/dev/zero": (lambda directory: "/dev/zero", "character device"),
+}
+
+
+@pytest.mark.parametrize("case", list(SPECIAL_PATHS))
+def test_load_refuses_special_files_without_blocking(tmp_path, case):
+    make, kind = SPECIAL_PATHS[case]
+    path = make(tmp_path)
+    error = load_promptly(path)
+    assert type(error) is ValueError, repr(error)
+    assert str(error) == f"{path} is not a valid nnfast file: it is a {kind}, not a regular file"
+
+
+def test_load_refuses_a_socket(tmp_path):
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:  # a socket's path must be short
+        path = os.path.join(directory, "socket.npz")
+        server = socket.socket(socket.AF_UNIX)
+        try:
+            server.bind(path)
+            server.listen()
+            error = load_promptly(path)
+        finally:
+            server.close()
+    assert type(error) is ValueError, repr(error)
+    assert str(error) == f"{path} is not a valid nnfast file: it is a socket, not a regular file"
+
+
+def test_load_of_a_directory_raises_is_a_directory_and_value_error(tmp_path):
+    error = load_promptly(tmp_path)
+    assert isinstance(error, IsADirectoryError) and isinstance(error, ValueError), repr(error)
+    assert type(error) is nnfast.io.PathIsADirectoryError
+    assert error.errno == errno.EISDIR and error.filename == os.fspath(tmp_path)
+
+
+def test_load_of_a_missing_path_raises_file_not_found_and_value_error(tmp_path):
+    for path in (tmp_path / "nothing.npz", tmp_path / "no" / "such" / "dir.npz"):
+        error = load_promptly(path)
+        assert isinstance(error, FileNotFoundError) and isinstance(error, ValueError), repr(error)
+        assert type(error) is nnfast.io.PathNotFoundError
+        assert error.errno == errno.ENOENT and error.filename == os.fspath(path)
+    dangling = tmp_path / "dangling.npz"
+    dangling.symlink_to(tmp_path / "nothing.npz")
+    assert isinstance(load_promptly(dangling), nnfast.io.PathNotFoundError)
