@@ -1,22 +1,30 @@
-"""nnfast.io under failures, kills, file-size limits and paths that are not files.
+"""nnfast.io under kills, full disks, hostile paths and hostile files.
 
 ``save`` must be atomic: a process killed while saving, a full disk or a
 file-size limit leaves the old file loadable and unchanged, and at most
-the temporary file of the save that was killed. ``load`` must refuse a
-path that is not a regular file with ValueError (or the documented
-OSError subclasses), promptly, without blocking.
+the temporary file of the save that was killed. ``load`` must refuse
+anything ``save`` could not have written with ValueError (or the
+documented OSError subclasses), promptly, without blocking, without
+allocating more than a small multiple of the file's real size, and
+without ever executing code from the file.
 """
 import errno
+import io
 import os
+import pickle
 import random
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import tracemalloc
+import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -125,6 +133,103 @@ def raised_promptly(function, path, *args, timeout=10.0):
     assert not thread.is_alive(), f"{function.__name__}({path}) did not return within {timeout} s"
     assert "error" in outcome, f"{function.__name__}({path}) returned {outcome['result']!r}"
     return outcome["error"]
+
+
+def entries_of(path):
+    with np.load(path, allow_pickle=False) as contents:
+        return {key: contents[key] for key in contents.files}
+
+
+def npy_bytes(array):
+    """``array`` as a .npy file (object arrays pickled into it, as np.save would)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=True)
+    return buffer.getvalue()
+
+
+def npy_with_header(header, data):
+    """A version 1.0 .npy file with the header dict literal ``header`` (padded as numpy does) and ``data``."""
+    text = header.encode("latin1")
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + data
+
+
+def members_of(data):
+    """The (name, bytes) members of the archive ``data``, in order."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [(info.filename, archive.read(info)) for info in archive.infolist()]
+
+
+def raw_zip(members):
+    """A zip archive written by hand: ``members`` are (name, bytes as stored, method, declared size, crc).
+
+    Nothing is checked or compressed, so the archive can say anything.
+    """
+    out, directory = bytearray(), bytearray()
+    for name, data, method, size, crc in members:
+        encoded = name.encode()
+        offset = len(out)
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data),
+                           size, len(encoded), 0) + encoded + data
+        directory += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc, len(data),
+                                 size, len(encoded), 0, 0, 0, 0, 0, offset) + encoded
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(directory), len(out), 0)
+    return bytes(out + directory + end)
+
+
+def stored_zip(members):
+    """An uncompressed archive of the (name, bytes) ``members``, duplicates allowed."""
+    return raw_zip([(name, data, zipfile.ZIP_STORED, len(data), zlib.crc32(data)) for name, data in members])
+
+
+# Where each field of a central directory entry lies, and its struct format.
+DIRECTORY_FIELDS = {"flag_bits": (8, "<H"), "compress_type": (10, "<H"), "CRC": (16, "<L"),
+                    "compress_size": (20, "<L"), "file_size": (24, "<L"), "header_offset": (42, "<L")}
+
+
+def patch_directory(data, member, **fields):
+    """``data`` with fields of ``member``'s central directory entry replaced."""
+    data = bytearray(data)
+    encoded = member.encode()
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46 : at + 46 + length] == encoded:
+            for field, value in fields.items():
+                offset, fmt = DIRECTORY_FIELDS[field]
+                struct.pack_into(fmt, data, at + offset, value)
+            return bytes(data)
+        at = data.find(b"PK\x01\x02", at + 1)
+    raise AssertionError(f"no directory entry for {member}")
+
+
+def peak_memory(function, *args):
+    """Run ``function(*args)``; return (its exception or None, peak bytes traced meanwhile)."""
+    tracemalloc.start()
+    try:
+        function(*args)
+    except Exception as error:
+        return error, tracemalloc.get_traced_memory()[1]
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return None, peak
+
+
+def assert_invalid(path, match):
+    with pytest.raises(ValueError, match=match) as excinfo:
+        nnfast.io.load(path)
+    assert str(excinfo.value).startswith(f"{os.fspath(path)} is not a valid nnfast file: "), excinfo.value
+    return excinfo.value
+
+
+@pytest.fixture(scope="module")
+def good():
+    """A trained Adam net, its file's bytes and entries."""
+    net = trained_net()
+    with tempfile.TemporaryDirectory() as directory:
+        path = nnfast.io.save(net, os.path.join(directory, "good.npz"))
+        return net, path.read_bytes(), entries_of(path)
 
 
 # -- save is atomic: failures in the process --------------------------------------------
@@ -473,3 +578,317 @@ def test_load_of_a_missing_path_raises_file_not_found_and_value_error(tmp_path):
     dangling = tmp_path / "dangling.npz"
     dangling.symlink_to(tmp_path / "nothing.npz")
     assert isinstance(load_promptly(dangling), nnfast.io.PathNotFoundError)
+
+
+# -- load: hostile archives ---------------------------------------------------------------------
+
+
+def replace_member(data, name, content):
+    """The archive ``data`` with member ``name``'s bytes replaced by ``content`` (stored, CRC correct)."""
+    return stored_zip([(member, content if member == name else old) for member, old in members_of(data)])
+
+
+def assert_refused_cheaply(path, match, limit=4 << 20):
+    """Loading ``path`` raises ValueError matching ``match``, quickly, with a peak allocation under ``limit``."""
+    start = time.perf_counter()
+    error, peak = peak_memory(nnfast.io.load, path)
+    elapsed = time.perf_counter() - start
+    assert isinstance(error, ValueError), repr(error)
+    assert str(error).startswith(f"{path} is not a valid nnfast file: ")
+    assert match in str(error), str(error)
+    assert peak < limit, f"peak allocation {peak} bytes"
+    assert elapsed < 2, f"took {elapsed:.1f} s"
+    return error
+
+
+def deflate_bomb(prefix, size):
+    """A raw deflate stream that inflates to ``prefix`` and zeros, ``size`` bytes in all (a multiple of 16 MiB).
+
+    Made of independently compressed 16 MiB blocks (each ending in a full
+    flush, so later ones refer to nothing earlier): compressing one block
+    of zeros once and repeating it builds a gigabyte bomb in milliseconds.
+    """
+    block = 1 << 24
+    head = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = head.compress(prefix + bytes(block - len(prefix))) + head.flush(zlib.Z_FULL_FLUSH)
+    zeros = zlib.compressobj(9, zlib.DEFLATED, -15)
+    repeated = zeros.compress(bytes(block)) + zeros.flush(zlib.Z_FULL_FLUSH)
+    return first + repeated * (size // block - 1) + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+
+
+def test_a_compressed_member_that_would_inflate_to_gigabytes(good, tmp_path):
+    """The issue's 1.5 MB file that made np.load use gigabytes: refused from the directory alone."""
+    _, data, _ = good
+    size = 1 << 30
+    header = npy_with_header(npy_header("<f8", (size // 8,)), b"")
+    bomb = deflate_bomb(header, size)
+    inflater = zlib.decompressobj(-15)  # the bomb is real: it inflates far beyond its size
+    assert len(inflater.decompress(bomb[:200_000], 64 << 20)) == 64 << 20
+    members = [(name, content, zipfile.ZIP_STORED, len(content), zlib.crc32(content))
+               for name, content in members_of(data) if name != "params.npy"]
+    members.append(("params.npy", bomb, zipfile.ZIP_DEFLATED, size - 1, 0))
+    path = tmp_path / "bomb.npz"
+    path.write_bytes(raw_zip(members))
+    assert path.stat().st_size < (2 << 20)
+    assert_refused_cheaply(path, "entry 'params' is compressed")
+
+
+def test_a_compressed_archive_is_refused(good, tmp_path):
+    """np.savez_compressed files are refused: nnfast reads only the uncompressed archives it writes."""
+    _, _, entries = good
+    path = tmp_path / "compressed.npz"
+    np.savez_compressed(path, **entries)
+    assert_refused_cheaply(path, "is compressed (zip method 8)")
+
+
+def npy_header(descr, shape, fortran_order=False):
+    return f"{{'descr': {descr!r}, 'fortran_order': {fortran_order}, 'shape': {shape!r}, }}"
+
+
+# Per case: the member, its header's descr, shape and fortran_order, and what the error says.
+HUGE_HEADERS = {
+    "params": ("params.npy", "<f8", (10**9,), False, "declares shape (1000000000,)"),
+    "buffers": ("optimizer_buffers.npy", "<f8", (2, 10**10), False, "160000000000 bytes"),
+    "2-d params": ("params.npy", "<f8", (10**5, 10**5), True, "declares shape (100000, 100000)"),
+    "activations": ("activations.npy", "<U100", (10**12,), False, "declares shape"),
+    "format": ("format.npy", "<U100000000", (), False, "declares shape () of <U100000000 (400000000 bytes)"),
+    "negative shape": ("layers.npy", "<i8", (-4,), False, "negative length"),
+    "empty elements": ("activations.npy", "<U0", (10**12,), False, "which no nnfast entry has"),
+}
+
+
+@pytest.mark.parametrize("case", list(HUGE_HEADERS))
+def test_a_header_declaring_huge_data(good, tmp_path, case):
+    _, data, _ = good
+    member, descr, shape, fortran_order, match = HUGE_HEADERS[case]
+    path = tmp_path / "huge.npz"
+    path.write_bytes(replace_member(data, member, npy_with_header(npy_header(descr, shape, fortran_order), bytes(800))))
+    assert_refused_cheaply(path, match)
+
+
+@pytest.mark.parametrize("entry", ["bias", "activations"])
+def test_per_layer_entries_of_millions_are_refused_from_their_headers(good, tmp_path, entry):
+    """bias and activations must have one element per (hidden) layer: checked before their data is read."""
+    _, data, _ = good
+    value = np.ones(2_000_000, bool) if entry == "bias" else np.array(["relu"] * 500_000)
+    path = tmp_path / "long.npz"
+    path.write_bytes(replace_member(data, f"{entry}.npy", npy_bytes(value)))
+    assert_refused_cheaply(path, f"entry '{entry}' must be an array of shape", limit=1 << 20)
+
+
+def test_an_architecture_of_billions_of_parameters_is_checked_before_reading(good, tmp_path):
+    """Layers and params header agree on 10**10 parameters; the missing data is noticed from the sizes."""
+    _, data, _ = good
+    n_params = 100_000 * 100_000 + 100_000
+    content = replace_member(data, "layers.npy", npy_bytes(np.array([100_000, 100_000])))
+    content = replace_member(content, "activations.npy", npy_bytes(np.array([], dtype=np.str_)))
+    content = replace_member(content, "bias.npy", npy_bytes(np.array([True])))
+    content = replace_member(content, "params.npy", npy_with_header(npy_header("<f8", (n_params,)), bytes(800)))
+    path = tmp_path / "huge.npz"
+    path.write_bytes(content)
+    assert_refused_cheaply(path, f"({n_params * 8} bytes), but holds 800 bytes")
+
+
+def test_a_huge_npy_header_length(good, tmp_path):
+    _, data, _ = good
+    member = b"\x93NUMPY\x02\x00" + struct.pack("<L", 4_000_000_000) + b"{" + bytes(100)
+    path = tmp_path / "header.npz"
+    path.write_bytes(replace_member(data, "params.npy", member))
+    assert_refused_cheaply(path, "its .npy header declares 4000000000 bytes")
+
+
+SIZE_PATCHES = {
+    "both sizes beyond the file": (dict(compress_size=2**31, file_size=2**31), "more than the file's"),
+    "uncompressed size differs": (dict(file_size=2**31), "declares 2147483648 bytes for its"),
+    "offset beyond the file": (dict(header_offset=2**31), "more than the file's"),
+    "encrypted": (dict(flag_bits=1), "entry 'params' is encrypted"),
+    "compressed with bzip2": (dict(compress_type=zipfile.ZIP_BZIP2), "is compressed (zip method 12)"),
+}
+
+
+@pytest.mark.parametrize("case", list(SIZE_PATCHES))
+def test_a_directory_entry_that_lies(good, tmp_path, case):
+    _, data, _ = good
+    fields, match = SIZE_PATCHES[case]
+    path = tmp_path / "lying.npz"
+    path.write_bytes(patch_directory(data, "params.npy", **fields))
+    assert_refused_cheaply(path, match)
+
+
+def test_duplicate_members(good, tmp_path):
+    _, data, entries = good
+    members = members_of(data)
+    other = npy_bytes(entries["params"] + 1.0)
+    path = tmp_path / "twice.npz"
+    path.write_bytes(stored_zip(members + [("params.npy", other)]))
+    assert_refused_cheaply(path, "it holds entry 'params' twice")
+    # The duplicate first, so neither the first nor the last one wins silently.
+    path.write_bytes(stored_zip([("params.npy", other)] + members))
+    assert_refused_cheaply(path, "twice")
+
+
+def test_unknown_members(good, tmp_path):
+    _, data, _ = good
+    path = tmp_path / "extra.npz"
+    path.write_bytes(stored_zip(members_of(data) + [("notes.npy", npy_bytes(np.array("hi")))]))
+    assert_refused_cheaply(path, "unexpected entries 'notes'")
+    path.write_bytes(stored_zip(members_of(data) + [("params", b"")]))
+    assert_refused_cheaply(path, "its member 'params' is not a NumPy array")
+
+
+def test_a_central_directory_of_thousands_of_entries(tmp_path):
+    path = tmp_path / "many.npz"
+    path.write_bytes(stored_zip([(f"{index}.npy", b"") for index in range(5000)]))
+    assert_refused_cheaply(path, "its central directory takes", limit=1 << 20)
+
+
+def test_bytes_after_the_archive_and_a_comment(good, tmp_path):
+    _, data, _ = good
+    path = tmp_path / "tail.npz"
+    path.write_bytes(data + b"trailing")
+    assert_refused_cheaply(path, "does not end with a zip end record")
+    buffer = io.BytesIO(data)
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.comment = b"hello"
+    path.write_bytes(buffer.getvalue())
+    assert_refused_cheaply(path, "does not end with a zip end record")
+
+
+LYING_SHAPES = {
+    "one more element": (lambda n: (n + 1,), "but holds"),
+    "one element fewer": (lambda n: (n - 1,), "but holds"),
+    "2-d": (lambda n: (1, n), "entry 'params' has shape (1, {n})"),
+    "0-d": (lambda n: (), "but holds"),
+}
+
+
+@pytest.mark.parametrize("case", list(LYING_SHAPES))
+def test_an_npy_header_lying_about_the_shape(good, tmp_path, case):
+    net, data, entries = good
+    shape, match = LYING_SHAPES[case]
+    params = entries["params"]
+    path = tmp_path / "lying.npz"
+    member = npy_with_header(npy_header("<f8", shape(params.size)), params.tobytes())
+    path.write_bytes(replace_member(data, "params.npy", member))
+    assert_refused_cheaply(path, match.format(n=params.size))
+
+
+def test_fortran_order_is_read_as_such(good, tmp_path):
+    """A hand-written file may store the 2-d buffers in Fortran order: they load with the right values."""
+    net, data, entries = good
+    fortran = np.asfortranarray(entries["optimizer_buffers"])
+    member = npy_bytes(fortran)
+    assert b"'fortran_order': True" in member
+    path = tmp_path / "fortran.npz"
+    path.write_bytes(replace_member(data, "optimizer_buffers.npy", member))
+    loaded = nnfast.io.load(path)
+    assert_same_net(loaded, net)
+    assert loaded.optimizer.buffers.flags.c_contiguous and loaded.optimizer.buffers.flags.writeable
+
+
+def member_data_at(data, info):
+    """Where the data of the member ``info`` starts in the archive ``data``."""
+    name_length, extra_length = struct.unpack_from("<2H", data, info.header_offset + 26)
+    return info.header_offset + 30 + name_length + extra_length
+
+
+def test_a_flipped_bit_in_any_member_is_detected(good, tmp_path):
+    """Every member's CRC-32 is checked: a flip in the last byte of each one's data is refused."""
+    _, data, _ = good
+    path = tmp_path / "flipped.npz"
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = archive.infolist()
+    assert len(infos) == 19
+    for info in infos:
+        flipped = bytearray(data)
+        flipped[member_data_at(data, info) + info.compress_size - 1] ^= 0x01
+        path.write_bytes(bytes(flipped))
+        assert_invalid(path, f"cannot read its entry '{info.filename[:-4]}' \\(BadZipFile: Bad CRC-32")
+
+
+@pytest.mark.parametrize("member", ["params.npy", "optimizer_buffers.npy"])
+@pytest.mark.parametrize("where", [0.001, 0.5, 0.999])
+def test_a_flipped_bit_in_a_large_member_is_detected(tmp_path, member, where):
+    """In members far larger than zipfile's read-ahead, the data read itself must reach the CRC check."""
+    path = nnfast.io.save(big_net(1), tmp_path / "big.npz")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    assert info.compress_size > 100_000
+    data[member_data_at(data, info) + int(where * info.compress_size)] ^= 0x40
+    path.write_bytes(bytes(data))
+    assert_invalid(path, f"cannot read its entry '{member[:-4]}' \\(BadZipFile: Bad CRC-32")
+
+
+# -- load never executes code from the file --------------------------------------------------------
+
+
+class Payload:
+    """Unpickling this makes the directory ``marker``: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def forbid_unpickling(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("load unpickled something")
+
+    for name in ("loads", "load", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+
+
+def object_member(marker):
+    return npy_bytes(np.array([Payload(marker), "relu"], dtype=object))
+
+
+def structured_member(marker):
+    array = np.zeros(2, dtype=[("x", "<f8"), ("y", "O")])
+    array["y"] = [Payload(marker), None]
+    return npy_bytes(array)
+
+
+def raw_pickle_member(marker):
+    return pickle.dumps(Payload(marker))
+
+
+def code_in_header_member(marker):
+    header = f"{{'descr': __import__('os').mkdir({str(marker)!r}), 'fortran_order': False, 'shape': (45,), }}"
+    return npy_with_header(header, bytes(360))
+
+
+EVIL_MEMBERS = {
+    "object array": object_member,
+    "structured dtype with an object field": structured_member,
+    "a bare pickle": raw_pickle_member,
+    "code in the .npy header": code_in_header_member,
+}
+
+
+@pytest.mark.parametrize("member", ["params", "activations", "optimizer_buffers", "format"])
+@pytest.mark.parametrize("evil", list(EVIL_MEMBERS))
+def test_nothing_in_a_file_is_executed(good, tmp_path, monkeypatch, evil, member):
+    _, data, _ = good
+    marker = tmp_path / "code_ran"
+    content = EVIL_MEMBERS[evil](marker)
+    path = tmp_path / "evil.npz"
+    path.write_bytes(replace_member(data, f"{member}.npy", content))
+    forbid_unpickling(monkeypatch)
+    assert_refused_cheaply(path, f"entry '{member}'")
+    assert not marker.exists()
+    monkeypatch.undo()
+    if evil != "code in the .npy header":  # the payload is live: unpickling it runs it
+        pickle.loads(content[content.index(b"\x80"):] if content.startswith(b"\x93NUMPY") else content)
+        assert marker.exists()
+
+
+def test_a_whole_file_that_is_a_pickle(tmp_path, monkeypatch):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "evil.npz"
+    path.write_bytes(pickle.dumps(Payload(marker)))
+    forbid_unpickling(monkeypatch)
+    assert_refused_cheaply(path, "it is not an .npz archive")
+    assert not marker.exists()
