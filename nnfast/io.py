@@ -32,7 +32,8 @@ and verifies every member's CRC-32. The file holds only numbers, booleans
 and unicode strings: an object dtype, and so any pickle, is refused before
 its data is read, and nothing in the file is ever unpickled, imported or
 evaluated. The class to build is looked up in a fixed table of the two
-net classes.
+net classes. Optimizer state that no training could have produced (see
+``load``) is refused too, by ``load`` and already by ``save``.
 
 Format, version 2. Every entry is a NumPy array; "str" means a 0-d unicode
 array, "float" a 0-d float64, "int" a 0-d int64, "bool" a 0-d bool:
@@ -132,6 +133,14 @@ _ALL_ENTRIES = frozenset(
 
 _KIND_NAMES = {"U": "a string", "iu": "an integer", "f": "a float", "b": "a bool"}
 
+# The largest step count a file may hold. The bias corrections compute
+# beta**step with the step count converted to float64 (``pow(beta1, step)``
+# in src/nnfast/_optim.pyx, ``beta1**step`` in nnfast.reference), and a
+# float64 holds every integer exactly only up to 2**53; beyond it the
+# count would not be the one the update uses (and a count near 2**63 would
+# overflow the int64 the kernels keep it in). No fit takes that many steps.
+MAX_STEP_COUNT = 2**53
+
 # What reading a damaged archive can raise. OSError is among them (a seek
 # to an offset a corrupted directory names, say); a file that cannot be
 # opened at all raises before any of this is caught, as itself.
@@ -205,6 +214,76 @@ def _file_kind(mode):
     return next((name for test, name in kinds if test(mode)), "special file")
 
 
+# -- optimizer state ---------------------------------------------------------------
+
+
+def _step_count_problem(step_count):
+    """Why ``step_count`` (a Python int) cannot be an optimizer's step count, or None."""
+    if step_count < 0:
+        return f"must be >= 0, got {step_count}"
+    if step_count > MAX_STEP_COUNT:
+        return (f"must be <= 2**53 = {MAX_STEP_COUNT} (a larger count is not exact in the float64 "
+                f"the bias corrections use), got {step_count}")
+    return None
+
+
+def _first_index(mask):
+    """The (row, column) of the first true entry of the 2-d ``mask``."""
+    row, column = np.argwhere(mask)[0]
+    return int(row), int(column)
+
+
+def _state_problem(kind, step_count, buffers):
+    """What makes ``step_count`` and ``buffers`` a state no ``kind`` optimizer reaches, or None.
+
+    ``buffers`` is None or the rows the optimizer uses, shape (n_moments,
+    n_params). Returns ``(what, problem)``, ``what`` being "step_count" or
+    "buffers". What training can produce follows from nnfast.optimizers,
+    ``BaseNet.fit`` and the update kernels (src/nnfast/_optim.pyx, with
+    nnfast.reference as their spec):
+
+    - a new optimizer, and ``reset()``, have step count 0 and no buffers;
+    - ``fit`` binds zero buffers before the first update (``_bind``), so a
+      step count > 0 always comes with buffers, and buffers are all zero
+      while the count is 0 (only an update changes them, and each adds 1);
+    - an update, buffers included, is applied only if every new parameter
+      is finite: SGD's momentum and Adam's first moment m stay finite
+      (an infinite one makes the update infinite or NaN), and nothing is
+      ever NaN;
+    - Adam's second moment ``v = beta2 v + (1 - beta2) g g`` is never
+      negative, but it does overflow to +inf on huge gradients while the
+      update (``m / inf = 0``) stays finite: +inf is a state training
+      reaches (tests/test_io_hostile.py fits one) and is kept.
+    """
+    if buffers is None:
+        if step_count != 0:
+            return "step_count", f"must be 0 while there are no moment buffers, got {step_count}"
+        return None
+    nan = np.isnan(buffers)
+    if nan.any():
+        row, index = _first_index(nan)
+        return "buffers", f"must not be NaN, got nan in row {row} at index {index}"
+    if buffers.shape[0] > 0:
+        first = buffers[0]
+        infinite = ~np.isfinite(first)
+        if infinite.any():
+            index = int(np.flatnonzero(infinite)[0])
+            moment = "the momentum" if kind == "SGD" else "the first moments"
+            return "buffers", f"row 0 ({moment}) must be finite, got {first[index]} at index {index}"
+    if kind in ("Adam", "AdamW"):
+        negative = buffers[1] < 0
+        if negative.any():
+            index = int(np.flatnonzero(negative)[0])
+            return "buffers", f"row 1 (the second moments) must be >= 0, got {buffers[1][index]} at index {index}"
+    if step_count == 0:
+        nonzero = buffers != 0
+        if nonzero.any():
+            row, index = _first_index(nonzero)
+            return "buffers", (f"must be all zero while the step count is 0, "
+                               f"got {buffers[row, index]} in row {row} at index {index}")
+    return None
+
+
 # -- save --------------------------------------------------------------------
 
 
@@ -252,10 +331,10 @@ def save(net, path):
         ``nnfast.optimizers`` SGD, Adam or AdamW.
     ValueError
         If the net's state would not load back: non-finite parameters,
-        invalid optimizer hyper-parameters, or optimizer buffers that
-        belong to a different net. Also if ``path`` is an existing file
-        that is not a regular file (a FIFO, a device, ...). Nothing is
-        written.
+        invalid optimizer hyper-parameters, optimizer buffers that belong
+        to a different net, or optimizer state no training produces (see
+        ``load``). Also if ``path`` is an existing file that is not a
+        regular file (a FIFO, a device, ...). Nothing is written.
     IsADirectoryError
         If ``path`` is a directory.
     OSError
@@ -341,6 +420,11 @@ def _optimizer_arrays(kind, values, step_count, buffers, n_params, dtype):
         arrays[f"optimizer_{name}"] = np.array(values[name], dtype=np.bool_ if element == "b" else np.float64)
     if isinstance(step_count, (bool, np.bool_)) or not isinstance(step_count, (int, np.integer)) or step_count < 0:
         raise ValueError(f"cannot save the net: its optimizer's step_count must be an int >= 0, got {step_count!r}")
+    step_count = int(step_count)
+    problem = _step_count_problem(step_count)
+    if problem:
+        raise ValueError(f"cannot save the net: its optimizer's step_count {problem}; "
+                         f"call net.reset_optimizer() to start its state afresh")
     arrays["optimizer_step_count"] = np.array(step_count, dtype=np.int64)
     if buffers is not None:
         expected = (optimizer.n_moments, n_params)
@@ -351,6 +435,13 @@ def _optimizer_arrays(kind, values, step_count, buffers, n_params, dtype):
                 f"of this net; call net.reset_optimizer() first"
             )
         arrays["optimizer_buffers"] = buffers
+    problem = _state_problem(kind, step_count, buffers)
+    if problem:
+        what, message = problem
+        raise ValueError(
+            f"cannot save the net: its optimizer's {what} {message} (a state no training produces); "
+            f"call net.reset_optimizer() to start its state afresh"
+        )
     return arrays
 
 
@@ -492,8 +583,11 @@ def load(path):
         wrong kind, a wrong shape, or more data than is stored; a format
         version this nnfast does not read; an unknown class, activation,
         loss or optimizer; parameters of the wrong length or not finite;
-        values the net's or the optimizer's own checks refuse, such as a
-        negative step count.
+        values the net's or the optimizer's own checks refuse; or
+        optimizer state no training produces: a step count < 0 or
+        > 2**53, a step count > 0 without buffers, nonzero buffers with a
+        step count of 0, NaN in the buffers, an infinite momentum or
+        first moment, or a negative Adam second moment.
     """
     name = _fspath(path)
     descriptor, size = _open_regular_file(name)
@@ -761,7 +855,7 @@ def _net_from_archive(archive):
     # Every header has been checked against the architecture: now the data.
     params = _read_params(archive)
     if optimizer is not None:
-        _read_optimizer_state(archive, optimizer)
+        _read_optimizer_state(archive, optimizer, kind)
     try:
         net = cls(values["layers"], activation=values["activations"], negative_slope=values["negative_slope"],
                   bias=values["bias"], loss=values["loss"], init=values["init"], init_std=values["init_std"],
@@ -905,8 +999,9 @@ def _optimizer_from_archive(archive, kind, n_params, dtype, version):
     except (TypeError, ValueError) as error:
         raise _Invalid(f"its {kind} hyper-parameters are refused: {error}") from error
     step_count = _entry(archive, "optimizer_step_count", "iu", ())
-    if step_count < 0:
-        raise _Invalid(f"entry 'optimizer_step_count' must be >= 0, got {step_count}")
+    problem = _step_count_problem(step_count)
+    if problem:
+        raise _Invalid(f"entry 'optimizer_step_count' {problem}")
     optimizer.step_count = step_count
     stored_rows = 2 if version == 1 else optimizer.n_moments
     if "optimizer_buffers" in archive:
@@ -919,7 +1014,14 @@ def _optimizer_from_archive(archive, kind, n_params, dtype, version):
     return optimizer
 
 
-def _read_optimizer_state(archive, optimizer):
-    """Read the buffers entry (its header already checked), if any, into ``optimizer``."""
+def _read_optimizer_state(archive, optimizer, kind):
+    """Read the buffers entry (its header already checked) into the ``kind`` ``optimizer``;
+    refuse state no training produces."""
+    buffers = None
     if "optimizer_buffers" in archive:
-        optimizer.buffers = np.array(archive.read("optimizer_buffers")[: optimizer.n_moments], order="C")
+        buffers = np.array(archive.read("optimizer_buffers")[: optimizer.n_moments], order="C")
+    problem = _state_problem(kind, optimizer.step_count, buffers)
+    if problem:
+        what, message = problem
+        raise _Invalid(f"entry 'optimizer_{what}' {message} (a state no training produces)")
+    optimizer.buffers = buffers

@@ -13,6 +13,7 @@ import io
 import os
 import pickle
 import random
+import re
 import signal
 import socket
 import stat
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+import warnings
 import zipfile
 import zlib
 
@@ -32,7 +34,7 @@ import pytest
 import nnfast
 import nnfast.io
 import nnfast.reference
-from nnfast.optimizers import Adam
+from nnfast.optimizers import SGD, Adam
 
 TEMP_SUFFIX = ".nnfast-tmp"  # as the docs of nnfast.io.save name them
 
@@ -892,3 +894,110 @@ def test_a_whole_file_that_is_a_pickle(tmp_path, monkeypatch):
     forbid_unpickling(monkeypatch)
     assert_refused_cheaply(path, "it is not an .npz archive")
     assert not marker.exists()
+
+
+# -- optimizer state that no training produces ------------------------------------------------------
+
+
+def edit_buffers(row, index, value):
+    def edit(entries):
+        buffers = entries["optimizer_buffers"].copy()
+        buffers[row, index] = value
+        entries["optimizer_buffers"] = buffers
+    return edit
+
+
+def set_entries(**values):
+    def edit(entries):
+        for key, value in values.items():
+            if value is None:
+                del entries[key]
+            else:
+                entries[key] = value
+    return edit
+
+
+BAD_STATES = {
+    "nan first moment": (edit_buffers(0, 3, np.nan), "'optimizer_buffers' must not be NaN, got nan in row 0 at index 3"),
+    "nan second moment": (edit_buffers(1, 0, np.nan), "'optimizer_buffers' must not be NaN, got nan in row 1 at index 0"),
+    "infinite first moment": (edit_buffers(0, 5, -np.inf), "'optimizer_buffers' row 0 (the first moments) must be finite, got -inf at index 5"),
+    "negative second moment": (edit_buffers(1, 2, -1e-3), "'optimizer_buffers' row 1 (the second moments) must be >= 0, got -0.001 at index 2"),
+    "second moment -inf": (edit_buffers(1, 2, -np.inf), "row 1 (the second moments) must be >= 0, got -inf"),
+    "step count 2**64-1 as uint64": (set_entries(optimizer_step_count=np.array(2**64 - 1, dtype=np.uint64)), f"'optimizer_step_count' must be <= 2**53 = {2**53}"),
+    "step count 2**63-1": (set_entries(optimizer_step_count=np.array(2**63 - 1)), "'optimizer_step_count' must be <= 2**53"),
+    "step count 2**53+1": (set_entries(optimizer_step_count=np.array(2**53 + 1)), f"got {2**53 + 1}"),
+    "step count -1": (set_entries(optimizer_step_count=np.array(-1)), "'optimizer_step_count' must be >= 0, got -1"),
+    "step count int8 -1": (set_entries(optimizer_step_count=np.array(-1, dtype=np.int8)), "'optimizer_step_count' must be >= 0, got -1"),
+    "steps without buffers": (set_entries(optimizer_buffers=None), "'optimizer_step_count' must be 0 while there are no moment buffers, got 12"),
+    "buffers but no steps": (set_entries(optimizer_step_count=np.array(0)), "'optimizer_buffers' must be all zero while the step count is 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STATES))
+def test_optimizer_state_no_training_produces(good, tmp_path, case):
+    _, _, entries = good
+    edit, match = BAD_STATES[case]
+    entries = dict(entries)
+    edit(entries)
+    path = tmp_path / "state.npz"
+    np.savez(path, **entries)
+    assert_invalid(path, re.escape(match))
+
+
+def test_sgd_momentum_must_be_finite(tmp_path):
+    net = trained_net(optimizer=SGD(1e-2, momentum=0.9))
+    entries = entries_of(nnfast.io.save(net, tmp_path / "sgd.npz"))
+    entries["optimizer_buffers"] = entries["optimizer_buffers"].copy()
+    entries["optimizer_buffers"][0, 1] = np.inf
+    np.savez(tmp_path / "bad.npz", **entries)
+    assert_invalid(tmp_path / "bad.npz", r"'optimizer_buffers' row 0 \(the momentum\) must be finite, got inf at index 1")
+
+
+def test_the_largest_step_count_and_a_zero_state_load(good, tmp_path):
+    net, _, entries = good
+    entries = dict(entries, optimizer_step_count=np.array(2**53, dtype=np.uint64))
+    np.savez(tmp_path / "edge.npz", **entries)
+    assert nnfast.io.load(tmp_path / "edge.npz").optimizer.step_count == 2**53
+    # fit(epochs=0) binds zero buffers without a step: step count 0 with zero buffers is real.
+    fresh = nnfast.reference.Net([3, 2], seed=0)
+    fresh.fit(np.zeros((4, 3)), np.zeros((4, 2)), epochs=0, optimizer=Adam())
+    assert fresh.optimizer.step_count == 0 and not fresh.optimizer.buffers.any()
+    assert_same_net(nnfast.io.load(nnfast.io.save(fresh, tmp_path / "fresh.npz")), fresh)
+
+
+@pytest.mark.parametrize("net_class", [nnfast.Net, nnfast.reference.Net], ids=["fast", "reference"])
+def test_an_infinite_second_moment_from_training_saves_and_loads(tmp_path, net_class):
+    """Adam's v = beta2 v + (1 - beta2) g**2 overflows to +inf on huge float32 gradients while the
+    update (m / inf = 0) stays finite: a state training reaches, so it must save and load."""
+    net = net_class([1, 1], loss="sse", dtype="float32", seed=0)
+    net.weights = [np.array([[0.5]])]
+    x, y = np.array([[1e11]]), np.array([[0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the reference's overflow, which is the point
+        net.fit(x, y, epochs=2, optimizer=Adam(1e-3))
+        assert np.isposinf(net.optimizer.buffers[1]).any() and np.isfinite(net._params).all()
+        loaded = nnfast.io.load(nnfast.io.save(net, tmp_path / "inf.npz"))
+        assert_same_net(loaded, net)
+        assert_same_bits(loaded.fit(x, y, epochs=1).loss, net.fit(x, y, epochs=1).loss, "losses")
+    assert_same_net(loaded, net)
+
+
+SAVE_REFUSES = {
+    "negative second moment": (lambda o: o.buffers.__setitem__((1, 0), -1.0), "buffers row 1 (the second moments) must be >= 0"),
+    "nan": (lambda o: o.buffers.__setitem__((0, 0), np.nan), "buffers must not be NaN"),
+    "step count too large": (lambda o: setattr(o, "step_count", 2**53 + 1), "step_count must be <= 2**53"),
+    "steps without buffers": (lambda o: setattr(o, "buffers", None), "step_count must be 0 while there are no moment buffers"),
+}
+
+
+@pytest.mark.parametrize("case", list(SAVE_REFUSES))
+def test_save_refuses_the_same_states(tmp_path, case):
+    net = trained_net()
+    edit, match = SAVE_REFUSES[case]
+    edit(net.optimizer)
+    with pytest.raises(ValueError) as excinfo:
+        nnfast.io.save(net, tmp_path / "net.npz")
+    assert match in str(excinfo.value) and "reset_optimizer" in str(excinfo.value)
+    assert not os.listdir(tmp_path)
+    net.reset_optimizer()
+    assert_same_net(nnfast.io.load(nnfast.io.save(net, tmp_path / "net.npz")), net)
