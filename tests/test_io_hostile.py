@@ -30,11 +30,13 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nnfast
 import nnfast.io
 import nnfast.reference
-from nnfast.optimizers import SGD, Adam
+from nnfast.optimizers import SGD, Adam, AdamW
 
 TEMP_SUFFIX = ".nnfast-tmp"  # as the docs of nnfast.io.save name them
 
@@ -1001,3 +1003,136 @@ def test_save_refuses_the_same_states(tmp_path, case):
     assert not os.listdir(tmp_path)
     net.reset_optimizer()
     assert_same_net(nnfast.io.load(nnfast.io.save(net, tmp_path / "net.npz")), net)
+
+
+# -- mutated files: refused, or exactly what they say -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def originals():
+    """Saved nets to mutate, with the bytes of their files: Adam, SGD with momentum, no optimizer, fast float32."""
+    nets = [
+        trained_net(),
+        trained_net(optimizer=SGD(1e-2, momentum=0.9, nesterov=True)),
+        nnfast.reference.Net([2, 3, 1], loss="sse", seed=0),
+    ]
+    nets.append(nnfast.Net([3, 4, 3], activation="sigmoid", loss="cross_entropy", dtype="float32", seed=1))
+    nets[3].fit(np.ones((4, 3)), np.arange(4) % 3, epochs=2, optimizer=AdamW(1e-2))
+    with tempfile.TemporaryDirectory() as directory:
+        return [(net, nnfast.io.save(net, os.path.join(directory, f"{i}.npz")).read_bytes())
+                for i, net in enumerate(nets)]
+
+
+MUTATION_SETTINGS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+
+
+def load_mutated(tmp_path, data):
+    """Load ``data`` from a file; return the net or the ValueError, failing on anything else."""
+    path = tmp_path / "mutated.npz"
+    path.write_bytes(data)
+    start = time.perf_counter()
+    tracemalloc.start()
+    try:
+        result = nnfast.io.load(path)
+    except ValueError as error:  # PathNotFoundError and PathIsADirectoryError are ValueErrors too
+        assert str(error).startswith(f"{path} is not a valid nnfast file: "), str(error)
+        result = error
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 4 * len(data) + (1 << 20), f"peak allocation {peak} bytes for a {len(data)}-byte file"
+    assert time.perf_counter() - start < 5
+    return result
+
+
+@MUTATION_SETTINGS
+@given(which=st.integers(0, 3), cut=st.floats(0, 1, exclude_max=True))
+def test_a_truncated_file_is_refused(tmp_path, originals, which, cut):
+    _, data = originals[which]
+    result = load_mutated(tmp_path, data[: int(cut * len(data))])
+    assert isinstance(result, ValueError)
+
+
+@MUTATION_SETTINGS
+@given(which=st.integers(0, 3), flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)),
+                                               min_size=1, max_size=3))
+def test_flipped_bytes_are_refused_or_immaterial(tmp_path, originals, which, flips):
+    """A flip anywhere: refused, or (in zip metadata such as a timestamp) the very same net."""
+    net, data = originals[which]
+    mutated = bytearray(data)
+    for where, mask in flips:
+        mutated[int(where * len(data))] ^= mask
+    result = load_mutated(tmp_path, bytes(mutated))
+    if not isinstance(result, ValueError):
+        assert_same_net(result, net)
+
+
+@MUTATION_SETTINGS
+@given(which=st.integers(0, 3), operation=st.sampled_from(["swap", "duplicate", "remove", "reverse"]),
+       first=st.integers(0, 100), second=st.integers(0, 100))
+def test_reordered_duplicated_or_removed_members(tmp_path, originals, which, operation, first, second):
+    """Reordering members changes nothing; a duplicate or a missing one is refused."""
+    net, data = originals[which]
+    members = members_of(data)
+    i, j = first % len(members), second % len(members)
+    if operation == "swap":
+        members[i], members[j] = members[j], members[i]
+    elif operation == "reverse":
+        members.reverse()
+    elif operation == "duplicate":
+        members.insert(j, members[i])
+    else:
+        del members[i]
+    result = load_mutated(tmp_path, stored_zip(members))
+    if operation in ("swap", "reverse"):
+        assert not isinstance(result, ValueError), result
+        assert_same_net(result, net)
+    else:
+        assert isinstance(result, ValueError)
+
+
+EDIT_DTYPES = ["int8", "int64", "uint64", ">i4", "float32", "float64", ">f8", "bool", "<U7", "complex128"]
+EDIT_SHAPES = [None, (), (1,), (2,), (3,), (4,), (2, 2), (0,)]  # None: the entry's own shape
+EDIT_STRINGS = ["nnfast", "relu", "tanh", "sse", "Adam", "SGD", "none", "float32", "float64",
+                "nnfast.Net", "auto", "normal", "cross_entropy"]
+
+
+@MUTATION_SETTINGS
+@given(which=st.integers(0, 3), entry=st.integers(0, 100), dtype=st.sampled_from(EDIT_DTYPES),
+       shape=st.sampled_from(EDIT_SHAPES), seed=st.integers(0, 2**32 - 1), rename=st.booleans())
+def test_hand_edited_entries_are_refused_or_loaded_as_written(tmp_path, originals, which, entry, dtype, shape,
+                                                                seed, rename):
+    """An entry replaced by another value, dtype or shape, or two entries' names swapped: the file is
+    refused, or the loaded net is exactly what the edited file says (saving it again gives its entries)."""
+    _, data = originals[which]
+    with np.load(io.BytesIO(data), allow_pickle=False) as contents:
+        entries = {key: contents[key] for key in contents.files}
+    names = sorted(entries)
+    key = names[entry % len(names)]
+    rng = np.random.default_rng(seed)
+    if rename:
+        other = names[seed % len(names)]
+        entries[key], entries[other] = entries[other], entries[key]
+    else:
+        size = entries[key].shape if shape is None else shape
+        if dtype.startswith("<U"):
+            value = rng.choice(EDIT_STRINGS, size=size)
+        elif dtype == "bool":
+            value = rng.integers(0, 2, size=size).astype(bool)
+        else:
+            value = rng.choice([0, 1, 2, 3, 5, -1, 0.5, 1e-3, 1e300, np.inf, np.nan], size=size)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                value = np.where(np.isfinite(value), value, 0) if np.dtype(dtype).kind in "iub" else value
+                value = np.asarray(value).astype(dtype)
+        entries[key] = value
+    buffer = io.BytesIO()
+    np.savez(buffer, **entries)
+    result = load_mutated(tmp_path, buffer.getvalue())
+    if isinstance(result, ValueError):
+        return
+    saved = entries_of(nnfast.io.save(result, tmp_path / "again.npz"))
+    assert set(saved) == set(entries)
+    for name in saved:
+        if name != "format_version":  # a version 1 file that loads is saved as version 2
+            assert saved[name].tolist() == entries[name].tolist(), name
