@@ -3,15 +3,37 @@
 ``save(net, path)`` writes everything that makes up a net (its
 architecture and options, the flat parameter vector, and the optimizer
 with its hyper-parameters, step count and moment buffers) as plain NumPy
-arrays in one ``.npz`` archive; ``load(path)`` rebuilds an identical net:
-same parameters bit for bit, same predictions, and training continues
-exactly as it would have on the original.
+arrays in one uncompressed ``.npz`` archive; ``load(path)`` rebuilds an
+identical net: same parameters bit for bit, same predictions, and training
+continues exactly as it would have on the original.
 
-The file holds only numbers, booleans and unicode strings, never object
-arrays, and ``load`` reads it with ``allow_pickle=False``: loading a file
-cannot execute code from it. The class to build is looked up in a fixed
-table of the two net classes; nothing named in a file is imported or
-evaluated.
+Guarantees
+----------
+Saving is atomic. ``save`` writes a temporary file in the directory of the
+file it replaces (``.<name>.<16 hex digits>.nnfast-tmp``), flushes and
+fsyncs it, renames it over the target with ``os.replace`` and then, as far
+as the platform allows, fsyncs the directory. At every moment the path
+holds either the old file or the new one, complete: a process killed in
+the middle of a save, a full disk or a file-size limit leaves the old file
+as it was. When ``save`` fails with an exception (``OSError``,
+``KeyboardInterrupt``, ...) it removes its temporary file; only a process
+killed outright (SIGKILL, a power cut) can leave one behind, and no later
+``save`` removes it, since it might belong to a save still running
+elsewhere. Such a file is safe to delete while no save is running.
+
+Loading refuses what ``save`` could not have written, with ``ValueError``
+(see ``load``), and bounds its work by the size of the file: it opens the
+path without blocking and reads regular files only (never waiting on a
+FIFO or reading a device), reads only uncompressed members (a compressed
+one could declare a small size and inflate to gigabytes), checks every
+``.npy`` header's dtype and shape against what the entry must be, and the
+declared sizes against the bytes actually there, before reading any data,
+and verifies every member's CRC-32. The file holds only numbers, booleans
+and unicode strings: an object dtype, and so any pickle, is refused before
+its data is read, and nothing in the file is ever unpickled, imported or
+evaluated. The class to build is looked up in a fixed table of the two
+net classes. Optimizer state that no training could have produced (see
+``load``) is refused too, by ``load`` and already by ``save``.
 
 Format, version 2. Every entry is a NumPy array; "str" means a 0-d unicode
 array, "float" a 0-d float64, "int" a 0-d int64, "bool" a 0-d bool:
@@ -46,18 +68,24 @@ optimizer_buffers       dtype (n_moments,          (all optimizers; absent while
                                                    optimizer, the ones beyond n_moments unused
 ======================= ========================== ==========================================
 """
+import errno
+import io
 import math
 import os
 import pathlib
+import secrets
+import stat
+import struct
 import zipfile
 import zlib
 
 import numpy as np
+from numpy.lib import format as npy_format
 
-from nnfast._validation import ACTIVATIONS, INITS, LOSSES, check_layers, check_per_layer
+from nnfast._validation import ACTIVATIONS, INITS, LOSSES, check_layers
 from nnfast.optimizers import SGD, Adam, AdamW
 
-__all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["save", "load", "PathNotFoundError", "PathIsADirectoryError", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "nnfast"
 FORMAT_VERSION = 2
@@ -77,16 +105,18 @@ _HYPERPARAMETERS = {
 }
 _HYPERPARAMETERS["AdamW"] = _HYPERPARAMETERS["Adam"]
 
-# The net's entries as (name, element kind, shape); None in a shape is any
-# length. "params" and the optimizer's state are checked on their own.
+# The net's entries as (name, element kind, shape), in the order they are
+# read; None in a shape is any length, and "hidden" and "layers" the number
+# of hidden layers and of layers, known once "layers" has been read. "params"
+# and the optimizer's state are checked on their own.
 _NET_ENTRIES = (
     ("format", "U", ()),
     ("format_version", "iu", ()),
     ("class", "U", ()),
     ("layers", "iu", (None,)),
-    ("activations", "U", (None,)),
+    ("activations", "U", ("hidden",)),
     ("negative_slope", "f", ()),
-    ("bias", "b", (None,)),
+    ("bias", "b", ("layers",)),
     ("loss", "U", ()),
     ("init", "U", ()),
     ("init_std", "f", ()),
@@ -94,18 +124,65 @@ _NET_ENTRIES = (
     ("optimizer", "U", ()),
 )
 
+# Every entry any nnfast file may hold, whatever its optimizer.
+_ALL_ENTRIES = frozenset(
+    [name for name, _, _ in _NET_ENTRIES]
+    + ["params", "optimizer_step_count", "optimizer_buffers"]
+    + [f"optimizer_{name}" for entries in _HYPERPARAMETERS.values() for name, _, _ in entries]
+)
+
 _KIND_NAMES = {"U": "a string", "iu": "an integer", "f": "a float", "b": "a bool"}
+
+# The largest step count a file may hold. The bias corrections compute
+# beta**step with the step count converted to float64 (``pow(beta1, step)``
+# in src/nnfast/_optim.pyx, ``beta1**step`` in nnfast.reference), and a
+# float64 holds every integer exactly only up to 2**53; beyond it the
+# count would not be the one the update uses (and a count near 2**63 would
+# overflow the int64 the kernels keep it in). No fit takes that many steps.
+MAX_STEP_COUNT = 2**53
 
 # What reading a damaged archive can raise. OSError is among them (a seek
 # to an offset a corrupted directory names, say); a file that cannot be
 # opened at all raises before any of this is caught, as itself.
-_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error,
-                NotImplementedError, RuntimeError, MemoryError)
+_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, struct.error,
+                NotImplementedError, RuntimeError)
 
-
-# How .npz (zip) and .npy files begin; np.load reads anything else as a pickle.
+# How .npz (zip) and .npy files begin.
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
+
+# The zip records at the end of an archive (zipfile's structEndArchive,
+# structEndArchive64Locator and structEndArchive64).
+_END_RECORD = struct.Struct("<4s4H2LH")
+_END_SIGNATURE = b"PK\x05\x06"
+_END64_LOCATOR = struct.Struct("<4sLQL")
+_END64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_END64_RECORD = struct.Struct("<4sQ2H2L4Q")
+_END64_SIGNATURE = b"PK\x06\x06"
+_LOCAL_HEADER_SIZE = 30  # a member's local header before its name and extra field
+
+# Bounds that no file save writes comes near: an nnfast archive has at most
+# 19 members, whose central directory takes about 2 KiB, and .npy headers
+# of about 128 bytes (numpy's own limit is 10000). Data is read in chunks
+# of _READ_CHUNK bytes straight into its array.
+_MAX_DIRECTORY_BYTES = 64 * 1024
+_MAX_NPY_HEADER_BYTES = 10000
+_READ_CHUNK = 1 << 20
+
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+               | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+_TEMP_FLAGS = (os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+# How the names of save's temporary files end (see save).
+TEMP_SUFFIX = ".nnfast-tmp"
+
+
+class PathNotFoundError(FileNotFoundError, ValueError):
+    """``load`` was given a path where there is no file: both a FileNotFoundError and a ValueError."""
+
+
+class PathIsADirectoryError(IsADirectoryError, ValueError):
+    """``load`` was given a directory: both an IsADirectoryError and a ValueError."""
 
 
 class _Invalid(Exception):
@@ -129,16 +206,110 @@ def _fspath(path):
     return os.fsdecode(os.fspath(path))
 
 
+def _file_kind(mode):
+    """What kind of file an ``st_mode`` describes, in words."""
+    kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"),
+             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISSOCK, "socket"), (stat.S_ISLNK, "symbolic link"), (stat.S_ISREG, "regular file"))
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+# -- optimizer state ---------------------------------------------------------------
+
+
+def _step_count_problem(step_count):
+    """Why ``step_count`` (a Python int) cannot be an optimizer's step count, or None."""
+    if step_count < 0:
+        return f"must be >= 0, got {step_count}"
+    if step_count > MAX_STEP_COUNT:
+        return (f"must be <= 2**53 = {MAX_STEP_COUNT} (a larger count is not exact in the float64 "
+                f"the bias corrections use), got {step_count}")
+    return None
+
+
+def _first_index(mask):
+    """The (row, column) of the first true entry of the 2-d ``mask``."""
+    row, column = np.argwhere(mask)[0]
+    return int(row), int(column)
+
+
+def _state_problem(kind, step_count, buffers):
+    """What makes ``step_count`` and ``buffers`` a state no ``kind`` optimizer reaches, or None.
+
+    ``buffers`` is None or the rows the optimizer uses, shape (n_moments,
+    n_params). Returns ``(what, problem)``, ``what`` being "step_count" or
+    "buffers". What training can produce follows from nnfast.optimizers,
+    ``BaseNet.fit`` and the update kernels (src/nnfast/_optim.pyx, with
+    nnfast.reference as their spec):
+
+    - a new optimizer, and ``reset()``, have step count 0 and no buffers;
+    - ``fit`` binds zero buffers before the first update (``_bind``), so a
+      step count > 0 always comes with buffers, and buffers are all zero
+      while the count is 0 (only an update changes them, and each adds 1);
+    - an update, buffers included, is applied only if every new parameter
+      is finite: SGD's momentum and Adam's first moment m stay finite
+      (an infinite one makes the update infinite or NaN), and nothing is
+      ever NaN;
+    - Adam's second moment ``v = beta2 v + (1 - beta2) g g`` is never
+      negative, but it does overflow to +inf on huge gradients while the
+      update (``m / inf = 0``) stays finite: +inf is a state training
+      reaches (tests/test_io_hostile.py fits one) and is kept.
+    """
+    if buffers is None:
+        if step_count != 0:
+            return "step_count", f"must be 0 while there are no moment buffers, got {step_count}"
+        return None
+    nan = np.isnan(buffers)
+    if nan.any():
+        row, index = _first_index(nan)
+        return "buffers", f"must not be NaN, got nan in row {row} at index {index}"
+    if buffers.shape[0] > 0:
+        first = buffers[0]
+        infinite = ~np.isfinite(first)
+        if infinite.any():
+            index = int(np.flatnonzero(infinite)[0])
+            moment = "the momentum" if kind == "SGD" else "the first moments"
+            return "buffers", f"row 0 ({moment}) must be finite, got {first[index]} at index {index}"
+    if kind in ("Adam", "AdamW"):
+        negative = buffers[1] < 0
+        if negative.any():
+            index = int(np.flatnonzero(negative)[0])
+            return "buffers", f"row 1 (the second moments) must be >= 0, got {buffers[1][index]} at index {index}"
+    if step_count == 0:
+        nonzero = buffers != 0
+        if nonzero.any():
+            row, index = _first_index(nonzero)
+            return "buffers", (f"must be all zero while the step count is 0, "
+                               f"got {buffers[row, index]} in row {row} at index {index}")
+    return None
+
+
 # -- save --------------------------------------------------------------------
 
 
 def save(net, path):
-    """Write ``net`` to the ``.npz`` file ``path``.
+    """Write ``net`` to the ``.npz`` file ``path``, atomically.
 
     The file is written at exactly ``path``: unlike ``numpy.savez``, no
     ``.npz`` suffix is added, so ``load(path)`` always reads back what
-    ``save(path)`` wrote. An existing file is replaced. Nothing is written
-    if the net cannot be saved.
+    ``save(path)`` wrote. An existing file is replaced atomically: the net
+    is written to a temporary file in the same directory, which is
+    flushed, fsynced and renamed over the target (then the directory is
+    fsynced, where the platform allows). Whatever happens, the path holds
+    the old file or the new one, never a mixture or a truncated file. If
+    ``path`` is a symbolic link, the file it points to is replaced and the
+    link kept. A replaced file keeps its permission bits; a new one gets
+    the usual ``0o666`` less the umask. The owner becomes the saving user
+    and hard links to the old file keep the old contents, as with any
+    rename. Writing needs permission to create files in the directory.
+
+    If ``save`` fails (an exception from the net's checks, from the disk,
+    or KeyboardInterrupt) the old file is untouched, the temporary file is
+    removed and the exception propagates. Only a process killed outright
+    (SIGKILL, power loss) may leave a temporary file
+    ``.<name>.<16 hex digits>.nnfast-tmp`` behind; later saves leave it
+    alone (it could be another process's save in progress), and it is safe
+    to delete while no save is running.
 
     Parameters
     ----------
@@ -150,7 +321,7 @@ def save(net, path):
     Returns
     -------
     pathlib.Path
-        The path written.
+        The path written (as given, not the file a link points to).
 
     Raises
     ------
@@ -160,13 +331,19 @@ def save(net, path):
         ``nnfast.optimizers`` SGD, Adam or AdamW.
     ValueError
         If the net's state would not load back: non-finite parameters,
-        invalid optimizer hyper-parameters, or optimizer buffers that
-        belong to a different net.
+        invalid optimizer hyper-parameters, optimizer buffers that belong
+        to a different net, or optimizer state no training produces (see
+        ``load``). Also if ``path`` is an existing file that is not a
+        regular file (a FIFO, a device, ...). Nothing is written.
+    IsADirectoryError
+        If ``path`` is a directory.
+    OSError
+        If the file cannot be written (a full disk, a file-size limit, no
+        permission, ...): the old file is left as it was.
     """
     arrays = _net_arrays(net)
     path = pathlib.Path(_fspath(path))
-    with open(path, "wb") as file:
-        np.savez(file, **arrays)
+    _write_atomically(path, arrays)
     return path
 
 
@@ -179,9 +356,23 @@ def _class_name(net):
 
 
 def _net_arrays(net):
-    """All entries of the file for ``net``, as a dict of arrays."""
+    """All entries of the file for ``net``, as a dict of arrays (copies, not views of the net)."""
     class_name = _class_name(net)
-    params = net._params
+    optimizer = net.optimizer
+    kind = _optimizer_kind(optimizer)
+    # The one place where save reads the net's mutable state: the
+    # parameters and the optimizer's hyper-parameters, step count and
+    # buffers. Arrays are copied here, so everything after works on one
+    # consistent snapshot. To save a net that another thread may be
+    # training, hold the net's read lock around exactly this block.
+    params = net._params.copy()
+    if optimizer is not None:
+        hyperparameters = {name: getattr(optimizer, name) for name, _, _ in _HYPERPARAMETERS[kind]}
+        step_count = optimizer.step_count
+        buffers = optimizer.buffers
+        if isinstance(buffers, np.ndarray):
+            buffers = buffers.copy()
+    # End of the snapshot.
     if not np.isfinite(params).all():
         raise ValueError("cannot save a net whose parameters are not all finite")
     arrays = {
@@ -197,8 +388,10 @@ def _net_arrays(net):
         "init_std": np.array(net._init_std, dtype=np.float64),
         "dtype": np.array(net._dtype.name),
         "params": params,
+        "optimizer": np.array(kind),
     }
-    arrays.update(_optimizer_arrays(net.optimizer, net.n_params, net._dtype))
+    if optimizer is not None:
+        arrays.update(_optimizer_arrays(kind, hyperparameters, step_count, buffers, net.n_params, net._dtype))
     return arrays
 
 
@@ -215,24 +408,24 @@ def _optimizer_kind(optimizer):
     )
 
 
-def _optimizer_arrays(optimizer, n_params, dtype):
-    """The optimizer's entries, checked to load back onto a net of ``n_params`` ``dtype`` parameters."""
-    kind = _optimizer_kind(optimizer)
-    arrays = {"optimizer": np.array(kind)}
-    if kind == "none":
-        return arrays
-    values = {name: getattr(optimizer, name) for name, _, _ in _HYPERPARAMETERS[kind]}
+def _optimizer_arrays(kind, values, step_count, buffers, n_params, dtype):
+    """The entries of a ``kind`` optimizer with hyper-parameters ``values``, checked to load back
+    onto a net of ``n_params`` ``dtype`` parameters."""
     try:
-        _build_optimizer(kind, values)
+        optimizer = _build_optimizer(kind, values)
     except (TypeError, ValueError) as error:
         raise ValueError(f"cannot save the net: its optimizer's hyper-parameters are invalid: {error}") from error
+    arrays = {}
     for name, element, _ in _HYPERPARAMETERS[kind]:
         arrays[f"optimizer_{name}"] = np.array(values[name], dtype=np.bool_ if element == "b" else np.float64)
-    step_count = optimizer.step_count
     if isinstance(step_count, (bool, np.bool_)) or not isinstance(step_count, (int, np.integer)) or step_count < 0:
         raise ValueError(f"cannot save the net: its optimizer's step_count must be an int >= 0, got {step_count!r}")
+    step_count = int(step_count)
+    problem = _step_count_problem(step_count)
+    if problem:
+        raise ValueError(f"cannot save the net: its optimizer's step_count {problem}; "
+                         f"call net.reset_optimizer() to start its state afresh")
     arrays["optimizer_step_count"] = np.array(step_count, dtype=np.int64)
-    buffers = optimizer.buffers
     if buffers is not None:
         expected = (optimizer.n_moments, n_params)
         if not isinstance(buffers, np.ndarray) or buffers.shape != expected or buffers.dtype != dtype:
@@ -242,7 +435,100 @@ def _optimizer_arrays(optimizer, n_params, dtype):
                 f"of this net; call net.reset_optimizer() first"
             )
         arrays["optimizer_buffers"] = buffers
+    problem = _state_problem(kind, step_count, buffers)
+    if problem:
+        what, message = problem
+        raise ValueError(
+            f"cannot save the net: its optimizer's {what} {message} (a state no training produces); "
+            f"call net.reset_optimizer() to start its state afresh"
+        )
     return arrays
+
+
+def _save_target(path):
+    """The file that saving to ``path`` replaces, and its permission bits (None if it does not exist).
+
+    A symbolic link at ``path`` (or in its directories) is followed, so the
+    file it points to is replaced and the link survives, as when writing to
+    the link with ``open``; a dangling link gets its file created.
+    """
+    target = os.path.realpath(path)
+    try:
+        status = os.lstat(target)
+    except FileNotFoundError:
+        return target, None
+    if stat.S_ISLNK(status.st_mode):  # realpath stops where links loop
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path))
+    if stat.S_ISDIR(status.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+    if not stat.S_ISREG(status.st_mode):
+        raise ValueError(
+            f"cannot save to {os.fspath(path)}: it is a {_file_kind(status.st_mode)}, not a regular file "
+            f"(save replaces files, and would replace it)"
+        )
+    return target, stat.S_IMODE(status.st_mode)
+
+
+def _create_temporary(directory, name):
+    """Create a new, empty temporary file next to ``name`` in ``directory``; return its path and descriptor.
+
+    ``O_EXCL`` makes the name ours alone; mode 0o666 lets the umask apply
+    as it does to any new file.
+    """
+    for _ in range(100):
+        temporary = os.path.join(directory, f".{name[:200]}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        try:
+            return temporary, os.open(temporary, _TEMP_FLAGS, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name found", temporary)
+
+
+def _remove_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_atomically(path, arrays):
+    """Write ``arrays`` as an ``.npz`` archive to ``path`` through a temporary file (see ``save``)."""
+    target, mode = _save_target(path)
+    directory, name = os.path.split(target)  # realpath is absolute: directory is never empty
+    temporary, descriptor = _create_temporary(directory, name)
+    file = None
+    try:
+        if mode is not None:  # before any data is in it: the old file's readers only, from the start
+            if os.chmod in os.supports_fd:
+                os.chmod(descriptor, mode)
+            else:  # pragma: no cover - platforms without fchmod
+                os.chmod(temporary, mode)
+        file = os.fdopen(descriptor, "wb")
+        with file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        if file is None:
+            os.close(descriptor)
+        _remove_quietly(temporary)  # after a completed replace, there is nothing to remove
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory):
+    """Make a rename in ``directory`` durable, where the platform can; best effort."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 # -- load --------------------------------------------------------------------
@@ -257,6 +543,15 @@ def load(path):
     buffers. Training the loaded net continues exactly as training the
     saved one would have.
 
+    Loading is safe on any file: it never blocks (the path is opened with
+    ``O_NONBLOCK`` and anything but a regular file is refused before a byte
+    is read), never executes anything from the file (nothing is unpickled,
+    imported or evaluated), and allocates no more than a small multiple of
+    the file's actual size, whatever sizes the file declares: every
+    ``.npy`` header is checked against the entry it must be, and against
+    the bytes really stored, before its data is read, and the parameters'
+    and optimizer buffers' shapes against the architecture.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -268,112 +563,344 @@ def load(path):
 
     Raises
     ------
-    FileNotFoundError, PermissionError, IsADirectoryError
-        If the file cannot be opened.
+    PathNotFoundError
+        If there is no file at ``path``: a subclass of both
+        ``FileNotFoundError`` and ``ValueError``.
+    PathIsADirectoryError
+        If ``path`` is a directory: a subclass of both
+        ``IsADirectoryError`` and ``ValueError``.
+    PermissionError, OSError
+        If the file cannot be opened for another reason (no permission,
+        a symbolic link loop, ...).
     ValueError
-        If it is not a valid nnfast file: not an ``.npz`` archive,
-        truncated or corrupted, an entry missing or of the wrong type or
-        shape, a format version this nnfast does not read, an unknown
-        class, activation, loss or optimizer, parameters of the wrong
-        length or not finite, or values the net's or the optimizer's own
-        checks refuse. The message says which.
+        If it is not a valid nnfast file, with a message that starts with
+        ``"<path> is not a valid nnfast file: "`` and says why: not a
+        regular file (a FIFO, a character or block device, a socket);
+        not an uncompressed ``.npz`` archive; truncated or corrupted (a
+        CRC-32 mismatch); a member that is compressed, encrypted, stored
+        twice, unknown, or larger than the file; an entry missing, or
+        whose ``.npy`` header declares an object dtype, a dtype of the
+        wrong kind, a wrong shape, or more data than is stored; a format
+        version this nnfast does not read; an unknown class, activation,
+        loss or optimizer; parameters of the wrong length or not finite;
+        values the net's or the optimizer's own checks refuse; or
+        optimizer state no training produces: a step count < 0 or
+        > 2**53, a step count > 0 without buffers, nonzero buffers with a
+        step count of 0, NaN in the buffers, an infinite momentum or
+        first moment, or a negative Adam second moment.
     """
     name = _fspath(path)
-    with open(name, "rb") as file:  # OS errors (missing file, ...) pass through as they are
+    descriptor, size = _open_regular_file(name)
+    with os.fdopen(descriptor, "rb") as file:
         try:
-            arrays = _read_arrays(file)
-            return _net_from_arrays(arrays)
+            return _net_from_archive(_Archive(file, size))
         except _Invalid as error:
             raise ValueError(f"{name} is not a valid nnfast file: {error}") from error.__cause__
 
 
-def _read_arrays(file):
-    """Read every entry of the ``.npz`` archive in the open ``file`` into a dict of arrays."""
-    head = file.read(len(_NPY_MAGIC))
-    file.seek(0)
-    if not head:
-        raise _Invalid("it is empty")
-    if head == _NPY_MAGIC:
-        raise _Invalid("it is a single .npy array, not an .npz archive")
-    if not head.startswith(_ZIP_MAGICS):
-        # np.load would take it for a pickle, which it must not (and does not) unpickle.
-        raise _Invalid(f"it is not an .npz archive (it starts with {head!r})")
+def _open_regular_file(name):
+    """Open ``name`` for reading if it is a regular file; return the descriptor and the file's size.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting
+    for a writer, and the type is checked on the open descriptor
+    (``fstat``), so nothing can swap the file between the check and the
+    reading.
+    """
     try:
-        contents = np.load(file, allow_pickle=False)
-    except _READ_ERRORS as error:
-        raise _Invalid(f"cannot read it as an .npz archive ({type(error).__name__}: {error})") from error
-    if not isinstance(contents, np.lib.npyio.NpzFile):  # pragma: no cover - excluded by the magic check
-        raise _Invalid("it is not an .npz archive")
-    arrays = {}
-    with contents:
-        for key in contents.files:
+        descriptor = os.open(name, _OPEN_FLAGS)
+    except FileNotFoundError:
+        raise PathNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name) from None
+    except IsADirectoryError:  # where a directory cannot be opened at all
+        raise PathIsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name) from None
+    except OSError as error:
+        if error.errno != errno.ENXIO:  # what opening a socket (or an absent device) gives
+            raise
+        try:
+            kind = _file_kind(os.stat(name).st_mode)
+        except OSError:
+            kind = "special file"
+        raise ValueError(f"{name} is not a valid nnfast file: it is a {kind}, not a regular file") from error
+    try:
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise PathIsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError(
+                f"{name} is not a valid nnfast file: it is a {_file_kind(status.st_mode)}, not a regular file"
+            )
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor, status.st_size
+
+
+def _read_exactly(stream, size, what):
+    """``size`` bytes from ``stream`` (``size`` small), or _Invalid if it ends first."""
+    data = stream.read(size)
+    if len(data) != size:
+        raise _Invalid(f"it is truncated: {what} ends after {len(data)} of {size} bytes")
+    return data
+
+
+class _Header:
+    """What the ``.npy`` header of a member declares."""
+
+    def __init__(self, raw, shape, fortran_order, dtype):
+        self.raw = raw  # the header's bytes, magic string included; the data follows
+        self.shape = shape
+        self.fortran_order = fortran_order
+        self.dtype = dtype
+        self.count = math.prod(shape)  # Python ints: no overflow, whatever the header says
+        self.nbytes = self.count * dtype.itemsize
+
+
+class _Archive:
+    """The ``.npy`` members of an uncompressed ``.npz`` archive, read with bounded allocations.
+
+    Opening checks the archive's directory: only ``.npy`` members, each
+    stored once and uncompressed, each lying within the file. ``header``
+    then reads and checks a member's ``.npy`` header alone; ``read`` reads
+    its data, exactly the bytes the header declares, to the end of the
+    member so that zipfile verifies its CRC-32.
+    """
+
+    def __init__(self, file, size):
+        self._size = size
+        head = file.read(len(_NPY_MAGIC))
+        if not head:
+            raise _Invalid("it is empty")
+        if head == _NPY_MAGIC:
+            raise _Invalid("it is a single .npy array, not an .npz archive")
+        if not head.startswith(_ZIP_MAGICS):
+            raise _Invalid(f"it is not an .npz archive (it starts with {head!r})")
+        self._check_end(file)
+        file.seek(0)
+        try:
+            self._zip = zipfile.ZipFile(file)
+            infos = self._zip.infolist()
+        except _READ_ERRORS as error:
+            raise _Invalid(f"cannot read it as an .npz archive ({type(error).__name__}: {error})") from error
+        self._members = {}
+        for info in infos:
+            if not info.filename.endswith(".npy"):
+                raise _Invalid(f"its member {info.filename!r} is not a NumPy array (.npy)")
+            name = info.filename[: -len(".npy")]
+            if name in self._members:
+                raise _Invalid(f"it holds entry {name!r} twice")
+            self._members[name] = info
+            self._check_member(name, info)
+        self._headers = {}
+
+    def _check_end(self, file):
+        """Check that the file ends with a zip end record (without comment) naming a small directory.
+
+        zipfile reads the whole central directory at once and makes an
+        object per entry in it; bounding its size bounds that work.
+        """
+        unreadable = "cannot read it as an .npz archive"
+        if self._size < _END_RECORD.size:
+            raise _Invalid(f"{unreadable} (it is too short to end with a zip end record)")
+        file.seek(self._size - _END_RECORD.size)
+        end = _END_RECORD.unpack(_read_exactly(file, _END_RECORD.size, "the zip end record"))
+        if end[0] != _END_SIGNATURE or end[-1] != 0:
+            raise _Invalid(f"{unreadable} (it does not end with a zip end record, as nnfast's files do)")
+        directory_size = end[5]
+        locator_at = self._size - _END_RECORD.size - _END64_LOCATOR.size
+        if locator_at >= _END64_RECORD.size:  # zipfile takes the sizes from a zip64 record if there is one
+            file.seek(locator_at)
+            locator = _END64_LOCATOR.unpack(_read_exactly(file, _END64_LOCATOR.size, "the zip64 locator"))
+            if locator[0] == _END64_LOCATOR_SIGNATURE:
+                file.seek(locator_at - _END64_RECORD.size)
+                record = _END64_RECORD.unpack(_read_exactly(file, _END64_RECORD.size, "the zip64 end record"))
+                if record[0] == _END64_SIGNATURE:
+                    directory_size = record[8]
+        if directory_size > _MAX_DIRECTORY_BYTES:
+            raise _Invalid(
+                f"{unreadable} (its central directory takes {directory_size} bytes, an nnfast file's "
+                f"at most {_MAX_DIRECTORY_BYTES})"
+            )
+
+    def _check_member(self, name, info):
+        """Refuse a member that is compressed, encrypted, or not within the file."""
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise _Invalid(
+                f"entry {name!r} is compressed (zip method {info.compress_type}); nnfast writes "
+                f"uncompressed archives and reads only those"
+            )
+        if info.flag_bits & 0x1:
+            raise _Invalid(f"entry {name!r} is encrypted")
+        if info.file_size != info.compress_size:
+            raise _Invalid(
+                f"entry {name!r} is stored uncompressed but declares {info.file_size} bytes "
+                f"for its {info.compress_size} stored"
+            )
+        end = info.header_offset + _LOCAL_HEADER_SIZE + info.compress_size
+        if info.header_offset < 0 or end > self._size:
+            raise _Invalid(
+                f"entry {name!r} declares {info.compress_size} bytes at offset {info.header_offset}, "
+                f"more than the file's {self._size} bytes hold"
+            )
+
+    def names(self):
+        """The entries' names (member names without ``.npy``)."""
+        return list(self._members)
+
+    def __contains__(self, name):
+        return name in self._members
+
+    def _open(self, name):
+        return self._zip.open(self._members[name])
+
+    def header(self, name):
+        """The checked ``.npy`` header of entry ``name``; no data is read."""
+        if name not in self._headers:
             try:
-                # With allow_pickle=False, an object array raises here instead of being unpickled.
-                value = contents[key]
+                with self._open(name) as stream:
+                    self._headers[name] = self._read_header(name, stream)
             except _READ_ERRORS as error:
-                raise _Invalid(f"cannot read its entry {key!r} ({type(error).__name__}: {error})") from error
-            if not isinstance(value, np.ndarray):  # a member that is not an .npy file
-                raise _Invalid(f"entry {key!r} is not a NumPy array")
-            arrays[key] = value
-    return arrays
+                raise _Invalid(f"cannot read its entry {name!r} ({type(error).__name__}: {error})") from error
+        return self._headers[name]
+
+    def _read_header(self, name, stream):
+        """Read and check the ``.npy`` header at the start of ``stream``, the member of entry ``name``."""
+        magic = _read_exactly(stream, len(_NPY_MAGIC) + 2, f"the .npy header of entry {name!r}")
+        if magic[: len(_NPY_MAGIC)] != _NPY_MAGIC:
+            raise _Invalid(f"cannot read its entry {name!r}: it is not a .npy array (it starts with {magic!r})")
+        version = (magic[-2], magic[-1])
+        if version not in ((1, 0), (2, 0)):
+            raise _Invalid(
+                f"cannot read its entry {name!r}: .npy format version {version}, nnfast reads (1, 0) and (2, 0)"
+            )
+        length_bytes = _read_exactly(stream, 2 if version == (1, 0) else 4, f"the .npy header of entry {name!r}")
+        length = int.from_bytes(length_bytes, "little")
+        if length > _MAX_NPY_HEADER_BYTES:
+            raise _Invalid(f"cannot read its entry {name!r}: its .npy header declares {length} bytes, "
+                           f"more than {_MAX_NPY_HEADER_BYTES}")
+        text = _read_exactly(stream, length, f"the .npy header of entry {name!r}")
+        read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        try:
+            # The header is a Python literal; numpy parses it with ast.literal_eval, which evaluates nothing.
+            shape, fortran_order, dtype = read_header(io.BytesIO(length_bytes + text),
+                                                      max_header_size=_MAX_NPY_HEADER_BYTES)
+        except (ValueError, TypeError, OverflowError, RecursionError) as error:
+            raise _Invalid(f"cannot read its entry {name!r}: its .npy header is invalid ({error})") from error
+        if dtype.hasobject:
+            raise _Invalid(
+                f"cannot read its entry {name!r}: its dtype {dtype} holds Python objects (pickles), which an "
+                f"nnfast file never does; refused unread"
+            )
+        if dtype.kind not in "biufU" or dtype.itemsize == 0:
+            raise _Invalid(f"entry {name!r} has dtype {dtype}, which no nnfast entry has")
+        if any(dimension < 0 for dimension in shape):
+            raise _Invalid(f"entry {name!r} declares a negative length in its shape {shape}")
+        header = _Header(magic + length_bytes + text, shape, fortran_order, dtype)
+        stored = self._members[name].file_size - len(header.raw)
+        if header.nbytes != stored:
+            raise _Invalid(
+                f"entry {name!r} declares shape {shape} of {dtype} ({header.nbytes} bytes), "
+                f"but holds {stored} bytes of data"
+            )
+        return header
+
+    def read(self, name):
+        """The array of entry ``name``: exactly the bytes its header declares, checksum verified."""
+        header = self.header(name)
+        raw = np.empty(header.count, dtype=header.dtype)  # header.nbytes, which the file holds
+        destination = raw.view(np.uint8)
+        try:
+            with self._open(name) as stream:
+                if stream.read(len(header.raw)) != header.raw:
+                    raise _Invalid(f"cannot read its entry {name!r}: its .npy header changed while it was read")
+                done = 0
+                while done < header.nbytes:
+                    chunk = stream.read(min(_READ_CHUNK, header.nbytes - done))
+                    if not chunk:
+                        raise EOFError(f"the data ends after {done} of {header.nbytes} bytes")
+                    destination[done : done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+                    done += len(chunk)
+                # Reading to the end of the member is what makes zipfile compare the CRC-32.
+                if stream.read(1):
+                    raise _Invalid(f"cannot read its entry {name!r}: it holds more than its header declares")
+        except _READ_ERRORS as error:
+            raise _Invalid(f"cannot read its entry {name!r} ({type(error).__name__}: {error})") from error
+        return raw.reshape(header.shape, order="F" if header.fortran_order else "C")
 
 
-def _net_from_arrays(arrays):
-    """Build the net the entries describe, checking them all first."""
-    version = _check_format(arrays)
-    values = {name: _entry(arrays, name, element, shape) for name, element, shape in _NET_ENTRIES}
+def _net_from_archive(archive):
+    """Build the net the archive describes, checking every entry before its data is used."""
+    unknown = sorted(set(archive.names()) - _ALL_ENTRIES)
+    if unknown:
+        raise _Invalid(f"unexpected entries {', '.join(map(repr, unknown))} (no nnfast file has them)")
+    version = _check_format(archive)
+    values = {}
+    for name, element, shape in _NET_ENTRIES:
+        if shape in (("hidden",), ("layers",)):  # checked before the data is read, as every shape is
+            n_layers = len(values["layers"]) - 1
+            shape = (n_layers - 1,) if shape == ("hidden",) else (n_layers,)
+        values[name] = _entry(archive, name, element, shape)
+        if name == "layers":
+            values[name] = _checked_layers(values[name])
     kind = values["optimizer"]
     _checked_choice("optimizer kind", kind, tuple(_HYPERPARAMETERS))
-    _check_no_extra_entries(arrays, kind)
+    _check_no_extra_entries(archive.names(), kind)
     cls = _checked_class(values["class"])
-    dtype = _checked_choice("dtype", values["dtype"], ("float32", "float64"))
+    dtype = np.dtype(_checked_choice("dtype", values["dtype"], ("float32", "float64")))
     n_params = _checked_n_params(values["layers"], values["bias"])
-    params = _checked_params(arrays, n_params, np.dtype(dtype))
+    _check_params_header(archive, n_params, dtype)
     for index, activation in enumerate(values["activations"]):
         _checked_choice("activation", activation, ACTIVATIONS, f" for hidden layer {index}")
     _checked_choice("loss", values["loss"], LOSSES)
     _checked_choice("init", values["init"], INITS)
+    optimizer = _optimizer_from_archive(archive, kind, n_params, dtype, version)
+    # Every header has been checked against the architecture: now the data.
+    params = _read_params(archive)
+    if optimizer is not None:
+        _read_optimizer_state(archive, optimizer, kind)
     try:
         net = cls(values["layers"], activation=values["activations"], negative_slope=values["negative_slope"],
                   bias=values["bias"], loss=values["loss"], init=values["init"], init_std=values["init_std"],
-                  dtype=dtype, seed=0)
+                  dtype=dtype.name, seed=0)
     except (TypeError, ValueError) as error:
         raise _Invalid(f"its options are refused by {values['class']}: {error}") from error
     net._params[...] = params
-    net.optimizer = _checked_optimizer(arrays, kind, net.n_params, net.dtype, version)
+    net.optimizer = optimizer
     return net
 
 
-def _entry(arrays, name, element, shape):
+def _entry(archive, name, element, shape):
     """Entry ``name`` as a Python value, checked to have the element kind and shape given.
 
     ``element`` is a string of acceptable ``dtype.kind`` letters; ``shape``
-    a tuple in which None stands for any length. A 0-d entry becomes a
-    scalar, a 1-d one a list.
+    a tuple in which None stands for any length. The header is checked
+    before the data is read. A 0-d entry becomes a scalar, a 1-d one a
+    list.
     """
-    if name not in arrays:
+    if name not in archive:
         raise _Invalid(f"entry {name!r} is missing")
-    array = arrays[name]
-    fits = array.ndim == len(shape) and all(want is None or want == got for want, got in zip(shape, array.shape))
-    if array.dtype.kind not in element or not fits:
+    header = archive.header(name)
+    fits = len(header.shape) == len(shape) and all(
+        want is None or want == got for want, got in zip(shape, header.shape)
+    )
+    if header.dtype.kind not in element or not fits:
         wanted = "a scalar" if shape == () else "a 1-d array" if shape == (None,) else f"an array of shape {shape}"
         raise _Invalid(
             f"entry {name!r} must be {wanted} of {_KIND_NAMES[element]} type, "
-            f"got dtype {array.dtype} and shape {array.shape}"
+            f"got dtype {header.dtype} and shape {header.shape}"
         )
-    value = array.tolist()  # Python str, int, float, bool, or a list of them
+    value = archive.read(name).tolist()  # Python str, int, float, bool, or a list of them
     if element == "f" and not all(map(math.isfinite, value if isinstance(value, list) else [value])):
         raise _Invalid(f"entry {name!r} must be finite, got {value!r}")
     return value
 
 
-def _check_format(arrays):
+def _check_format(archive):
     """Check the file says it is an nnfast file of a version this code reads; return the version."""
-    if "format" not in arrays:
+    if "format" not in archive:
         raise _Invalid("entry 'format' is missing (is it an nnfast file at all?)")
-    if _entry(arrays, "format", "U", ()) != FORMAT_NAME:
-        raise _Invalid(f"its format entry is {arrays['format'].item()!r}, not {FORMAT_NAME!r}")
-    version = _entry(arrays, "format_version", "iu", ())
+    format_name = _entry(archive, "format", "U", ())
+    if format_name != FORMAT_NAME:
+        raise _Invalid(f"its format entry is {format_name!r}, not {FORMAT_NAME!r}")
+    version = _entry(archive, "format_version", "iu", ())
     if version not in READABLE_VERSIONS:
         newer = " (the file was written by a newer nnfast)" if version > FORMAT_VERSION else ""
         readable = " and ".join(map(str, READABLE_VERSIONS))
@@ -381,13 +908,13 @@ def _check_format(arrays):
     return version
 
 
-def _check_no_extra_entries(arrays, kind):
-    """Refuse entries this version of the format does not have."""
+def _check_no_extra_entries(names, kind):
+    """Refuse entries this version of the format does not have for a ``kind`` optimizer."""
     known = {name for name, _, _ in _NET_ENTRIES} | {"params"}
     if kind != "none":
         known |= {f"optimizer_{name}" for name, _, _ in _HYPERPARAMETERS[kind]}
         known |= {"optimizer_step_count", "optimizer_buffers"}
-    extra = sorted(set(arrays) - known)
+    extra = sorted(set(names) - known)
     if extra:
         raise _Invalid(f"unexpected entries {', '.join(map(repr, extra))} (for optimizer {kind!r})")
 
@@ -405,33 +932,42 @@ def _checked_class(name):
     return classes[_checked_choice("class", name, tuple(classes))]
 
 
+def _checked_layers(layers):
+    """The layers entry (a list), checked as the constructor would."""
+    try:
+        check_layers(layers)
+    except (TypeError, ValueError) as error:
+        raise _Invalid(str(error)) from error
+    return layers
+
+
 def _checked_n_params(layers, bias):
-    """The number of parameters of ``layers`` and ``bias``, checked as the constructor would.
+    """The number of parameters of ``layers`` and ``bias`` (checked lists, one flag per layer).
 
     Counted in Python integers, so that absurd hand-edited sizes give a
     mismatch with the params entry rather than an overflow or a huge
     allocation.
     """
-    try:
-        layers = check_layers(layers)
-        bias = check_per_layer("bias", bias, len(layers) - 1, lambda name, value: value)
-    except (TypeError, ValueError) as error:
-        raise _Invalid(str(error)) from error
     return sum(fan_in * fan_out + (fan_out if has_bias else 0)
                for fan_in, fan_out, has_bias in zip(layers, layers[1:], bias))
 
 
-def _checked_params(arrays, n_params, dtype):
-    """The params entry, checked to fit the architecture and be finite."""
-    if "params" not in arrays:
+def _check_params_header(archive, n_params, dtype):
+    """Check the params entry's header against the architecture, before its data is read."""
+    if "params" not in archive:
         raise _Invalid("entry 'params' is missing")
-    params = arrays["params"]
-    if params.dtype != dtype:
-        raise _Invalid(f"entry 'params' has dtype {params.dtype}, but the net's dtype is {dtype}")
-    if params.shape != (n_params,):
+    header = archive.header("params")
+    if header.dtype != dtype:
+        raise _Invalid(f"entry 'params' has dtype {header.dtype}, but the net's dtype is {dtype}")
+    if header.shape != (n_params,):
         raise _Invalid(
-            f"entry 'params' has shape {params.shape}, but the architecture has {n_params} parameters"
+            f"entry 'params' has shape {header.shape}, but the architecture has {n_params} parameters"
         )
+
+
+def _read_params(archive):
+    """The params entry (its header already checked), checked to be finite."""
+    params = archive.read("params")
     bad = np.flatnonzero(~np.isfinite(params))
     if bad.size:
         raise _Invalid(f"entry 'params' must be finite, got {params[bad[0]]} at index {bad[0]}")
@@ -447,28 +983,45 @@ def _build_optimizer(kind, values):
                              weight_decay=values["weight_decay"])
 
 
-def _checked_optimizer(arrays, kind, n_params, dtype, version):
-    """The optimizer the entries of a format ``version`` file describe, with its state,
-    for a net of ``n_params`` ``dtype`` parameters."""
+def _optimizer_from_archive(archive, kind, n_params, dtype, version):
+    """The optimizer a format ``version`` file describes, with its step count, for a net of
+    ``n_params`` ``dtype`` parameters (None for kind ``"none"``).
+
+    The buffers entry's header is checked; its data is read later, by
+    ``_read_optimizer_state``.
+    """
     if kind == "none":
         return None
-    values = {name: _entry(arrays, f"optimizer_{name}", element, shape)
+    values = {name: _entry(archive, f"optimizer_{name}", element, shape)
               for name, element, shape in _HYPERPARAMETERS[kind]}
     try:
         optimizer = _build_optimizer(kind, values)
     except (TypeError, ValueError) as error:
         raise _Invalid(f"its {kind} hyper-parameters are refused: {error}") from error
-    step_count = _entry(arrays, "optimizer_step_count", "iu", ())
-    if step_count < 0:
-        raise _Invalid(f"entry 'optimizer_step_count' must be >= 0, got {step_count}")
+    step_count = _entry(archive, "optimizer_step_count", "iu", ())
+    problem = _step_count_problem(step_count)
+    if problem:
+        raise _Invalid(f"entry 'optimizer_step_count' {problem}")
     optimizer.step_count = step_count
-    if "optimizer_buffers" in arrays:
-        buffers = arrays["optimizer_buffers"]
-        stored = 2 if version == 1 else optimizer.n_moments
-        if buffers.dtype != dtype or buffers.shape != (stored, n_params):
+    stored_rows = 2 if version == 1 else optimizer.n_moments
+    if "optimizer_buffers" in archive:
+        header = archive.header("optimizer_buffers")
+        if header.dtype != dtype or header.shape != (stored_rows, n_params):
             raise _Invalid(
-                f"entry 'optimizer_buffers' must have shape {(stored, n_params)} and dtype {dtype}, "
-                f"got shape {buffers.shape} and dtype {buffers.dtype}"
+                f"entry 'optimizer_buffers' must have shape {(stored_rows, n_params)} and dtype {dtype}, "
+                f"got shape {header.shape} and dtype {header.dtype}"
             )
-        optimizer.buffers = np.array(buffers[: optimizer.n_moments], dtype=dtype, order="C")
     return optimizer
+
+
+def _read_optimizer_state(archive, optimizer, kind):
+    """Read the buffers entry (its header already checked) into the ``kind`` ``optimizer``;
+    refuse state no training produces."""
+    buffers = None
+    if "optimizer_buffers" in archive:
+        buffers = np.array(archive.read("optimizer_buffers")[: optimizer.n_moments], order="C")
+    problem = _state_problem(kind, optimizer.step_count, buffers)
+    if problem:
+        what, message = problem
+        raise _Invalid(f"entry 'optimizer_{what}' {message} (a state no training produces)")
+    optimizer.buffers = buffers
