@@ -246,7 +246,8 @@ class BaseNet:
     def save(self, path):
         """Write the net (architecture, parameters, optimizer and its state) to one ``.npz`` file.
 
-        ``nnfast.load(path)`` reads it back; see ``nnfast.io``.
+        Atomic: the file at ``path`` is the old one or the new one, whatever
+        happens meanwhile. ``nnfast.load(path)`` reads it back; see ``nnfast.io``.
 
         Returns
         -------

@@ -358,21 +358,21 @@ def _class_name(net):
 def _net_arrays(net):
     """All entries of the file for ``net``, as a dict of arrays (copies, not views of the net)."""
     class_name = _class_name(net)
-    optimizer = net.optimizer
-    kind = _optimizer_kind(optimizer)
     # The one place where save reads the net's mutable state: the
     # parameters and the optimizer's hyper-parameters, step count and
-    # buffers. Arrays are copied here, so everything after works on one
-    # consistent snapshot. To save a net that another thread may be
-    # training, hold the net's read lock around exactly this block.
-    params = net._params.copy()
-    if optimizer is not None:
-        hyperparameters = {name: getattr(optimizer, name) for name, _, _ in _HYPERPARAMETERS[kind]}
-        step_count = optimizer.step_count
-        buffers = optimizer.buffers
-        if isinstance(buffers, np.ndarray):
-            buffers = buffers.copy()
-    # End of the snapshot.
+    # buffers. They are copied under the net's read lock, so that a save
+    # while another thread trains the net writes the state between two
+    # steps, and everything after works on that snapshot.
+    with net._reading():
+        optimizer = net.optimizer
+        kind = _optimizer_kind(optimizer)
+        params = net._params.copy()
+        if optimizer is not None:
+            hyperparameters = {name: getattr(optimizer, name) for name, _, _ in _HYPERPARAMETERS[kind]}
+            step_count = optimizer.step_count
+            buffers = optimizer.buffers
+            if isinstance(buffers, np.ndarray):
+                buffers = buffers.copy()
     if not np.isfinite(params).all():
         raise ValueError("cannot save a net whose parameters are not all finite")
     arrays = {

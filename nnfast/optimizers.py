@@ -57,8 +57,10 @@ class Optimizer:
     def step_count(self, value):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"step_count must be an int, got {value!r}")
-        if not 0 <= value < 2**63:
-            raise ValueError(f"step_count must be in [0, 2**63), got {value!r}")
+        # As nnfast.io's bound: beyond 2**53 the float64 the bias correction
+        # takes would not hold the count exactly.
+        if not 0 <= value <= 2**53:
+            raise ValueError(f"step_count must be in [0, 2**53], got {value!r}")
         # The array the compiled loop advances (TrainingRun.optimizer_steps).
         self._step_counter = np.array([value], dtype=np.int64)
 

@@ -455,3 +455,12 @@ def test_edge_hyperparameters_are_accepted():
     assert nnfast.Adam(betas=[0, 0]).betas == (0.0, 0.0)
     assert nnfast.Adam(eps=1e-300, weight_decay=0).eps == 1e-300
     assert nnfast.AdamW(weight_decay=0).weight_decay == 0.0
+
+
+@pytest.mark.parametrize("value, error", [(-1, ValueError), (2**53 + 1, ValueError), (1.5, TypeError),
+                                          (True, TypeError), ("3", TypeError)])
+def test_step_count_refuses_what_no_training_reaches(value, error):
+    optimizer = nnfast.Adam()
+    with pytest.raises(error, match="step_count must be"):
+        optimizer.step_count = value
+    assert optimizer.step_count == 0

@@ -1095,10 +1095,8 @@ def test_reference_two_fits_at_once_run_one_after_the_other(setup):
 
 # -- regressions: bugs these tests found ----------------------------------------
 #
-# One still marked xfail(strict=True, raises=AssertionError) pins a bug not
-# fixed yet: it fails the suite once a fix makes it pass, so that the mark goes.
 # A test that cannot set up its situation fails with pytest.fail (through
-# ``require``), which strict xfail does not excuse.
+# ``require``) rather than passing without having tested anything.
 
 
 def require(condition, message):
@@ -1120,9 +1118,6 @@ def fit_in_thread_once_stepped(net, x, y, **options):
     return fitter
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: nnfast.io.save reads net._params (and the optimizer) without the net's read lock, "
-    "so a save during a fit in another thread writes parameters that change while they are written"))
 def test_save_during_a_fit_writes_the_parameters_of_one_moment(tmp_path, monkeypatch):
     rng = np.random.default_rng(27)
     x, y = random_data(rng, 16, WRITER_LAYERS, "mse")
