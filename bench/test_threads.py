@@ -5,8 +5,10 @@ net, from one thread or split between two; BLAS stays pinned to one thread
 (``conftest.py``), so any speed-up comes from the two predictions running at
 once on two cores, which nnfast's lock allows (readers run in parallel).
 The reference serializes its calls with one lock, so it has no speed-up to
-show; it is timed for context. ``bench/threads.py`` prints the table with
-the throughput ratio against the target (at least 1.8x one thread's).
+show; it is timed for context. ``nnfast-own-nets`` is the control: each
+thread predicts on a net of its own, so that nothing is shared, and its
+ratio is what the machine allows. ``bench/threads.py`` prints the table
+with the throughput ratio against the target (at least 1.8x one thread's).
 
 Before timing, the predictions made by two threads are compared with the
 single-threaded ones, bit for bit.
@@ -24,20 +26,21 @@ CALLS = 8
 NETS = {"nnfast": nnfast.Net, "reference": nnfast.reference.Net}
 
 
-def predict_in_threads(net, x, threads, calls=CALLS):
-    """Make ``calls`` predictions of ``x`` on ``net``, split evenly between ``threads``
-    threads; return the outputs."""
+def predict_in_threads(nets, x, threads, calls=CALLS):
+    """Make ``calls`` predictions of ``x``, split evenly between ``threads`` threads,
+    thread ``i`` on ``nets[i % len(nets)]``; return the outputs."""
     outputs = [None] * calls
     share = calls // threads
 
-    def work(first):
-        for index in range(first, first + share):
+    def work(thread):
+        net = nets[thread % len(nets)]
+        for index in range(thread * share, (thread + 1) * share):
             outputs[index] = net.predict(x)
 
     if threads == 1:
         work(0)
         return outputs
-    workers = [threading.Thread(target=work, args=(i * share,)) for i in range(threads)]
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -47,16 +50,18 @@ def predict_in_threads(net, x, threads, calls=CALLS):
 
 @pytest.mark.parametrize("size", SIZES, ids=str)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("implementation", list(NETS))
+@pytest.mark.parametrize("implementation", [*NETS, "nnfast-own-nets"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_predict_threads(benchmark, standard_normal, size, dtype, implementation, threads):
     batch, n_in, n_hidden, n_out = size
-    net = NETS[implementation]([n_in, n_hidden, n_out], loss="mse", dtype=dtype, seed=0)
+    make = NETS[implementation.split("-")[0]]
+    nets = [make([n_in, n_hidden, n_out], loss="mse", dtype=dtype, seed=0)
+            for _ in range(threads if implementation.endswith("own-nets") else 1)]
     (x,) = standard_normal((batch, n_in), dtype=dtype)
-    expected = net.predict(x)
-    for out in predict_in_threads(net, x, threads):
+    expected = nets[0].predict(x)
+    for out in predict_in_threads(nets, x, threads):
         np.testing.assert_array_equal(out, expected)
     benchmark.group = f"predict-threads {size} {np.dtype(dtype).name}"
     benchmark.extra_info.update(operation="predict-threads", size=list(size), dtype=np.dtype(dtype).name,
                                 implementation=implementation, threads=threads, calls=CALLS)
-    benchmark(predict_in_threads, net, x, threads)
+    benchmark(predict_in_threads, nets, x, threads)

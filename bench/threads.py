@@ -8,7 +8,8 @@ Usage::
 For each size and dtype: the median time of a round of predictions from
 one thread and from two, and the throughput ratio (one thread's time over
 two threads'), against the target of at least 1.8x. The ratio needs an
-idle second core.
+idle second core; the ``nnfast-own-nets`` rows, where each thread has a net
+of its own and nothing is shared, show what the machine allows meanwhile.
 """
 try:
     from . import report

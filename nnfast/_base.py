@@ -116,7 +116,7 @@ class BaseNet:
         # The largest weight matrix is drawn in float64 before it is copied in.
         largest = max(fan_in * fan_out for fan_in, fan_out in self._layout.weight_shapes)
         _memory.check_allocation(n_params * self._dtype.itemsize + largest * 8,
-                                 f"a net of layers {list(self._layers)} ({n_params:,} {self._dtype} parameters)")
+                                 lambda: f"a net of layers {list(self._layers)} ({n_params:,} {self._dtype} parameters)")
         self._params = np.empty(n_params, dtype=self._dtype)
         initialize(self._layout, self._params, check_seed(seed), self._init, self._init_std,
                    self._activations + ["identity"])
@@ -552,8 +552,8 @@ class BaseNet:
         rows = max(batch_size, 0 if x_val is None else x_val.shape[0])
         total = (records + state + batches + self._workspace_bytes(rows)
                  + (param_bytes if early_stopping else 0))
-        _memory.check_allocation(total, f"this fit ({epochs:,} epochs of {steps // max(epochs, 1):,} steps, "
-                                        f"batches of {batch_size:,} rows)")
+        _memory.check_allocation(total, lambda: f"this fit ({epochs:,} epochs of {steps // max(epochs, 1):,} "
+                                                f"steps, batches of {batch_size:,} rows)")
 
     def _workspace_bytes(self, rows):
         """Bytes of scratch the arithmetic needs for ``rows`` rows (0 where it is not known)."""

@@ -62,14 +62,15 @@ def check_allocation(nbytes, what):
     Parameters
     ----------
     nbytes : int
-    what : str
-        What the memory is for, as the message names it.
+    what : callable
+        Returns what the memory is for, as the message names it; called
+        only for the message, since most calls never need one.
     """
     if nbytes < CHECK_ABOVE:
         return
     available = available_memory()
     if available is not None and nbytes > available:
         raise MemoryError(
-            f"{what} would need {_format_bytes(nbytes)} of memory, but only "
+            f"{what()} would need {_format_bytes(nbytes)} of memory, but only "
             f"{_format_bytes(available)} is available"
         )

@@ -1,6 +1,4 @@
 """``nnfast.Net``: the compiled network."""
-import contextlib
-
 import numpy as np
 
 from nnfast import _kernels, _memory
@@ -31,32 +29,14 @@ class Net(BaseNet):
 
     # -- locking: nnfast/_lock.pyx ------------------------------------------
 
-    @contextlib.contextmanager
     def _reading(self):
-        lock = self._fast.lock
-        lock.begin_read()
-        try:
-            yield
-        finally:
-            lock.end_read()
+        return self._fast.lock.reading()
 
-    @contextlib.contextmanager
     def _writing(self):
-        lock = self._fast.lock
-        lock.begin_write()
-        try:
-            yield
-        finally:
-            lock.end_write()
+        return self._fast.lock.writing()
 
-    @contextlib.contextmanager
     def _owning(self):
-        lock = self._fast.lock
-        lock.begin_own()
-        try:
-            yield
-        finally:
-            lock.end_own()
+        return self._fast.lock.owning()
 
     # -- the fast paths ------------------------------------------------------
 
@@ -92,7 +72,7 @@ class Net(BaseNet):
     def _forward(self, x):
         rows = x.shape[0]
         _memory.check_allocation(rows * self._layout.hidden_width * self._dtype.itemsize,
-                                 f"forward on {rows:,} rows (the hidden activations)")
+                                 lambda: f"forward on {rows:,} rows (the hidden activations)")
         out, act = self._fast.forward(x)
         hidden, start = [], 0
         for size in self._layers[1:-1]:
@@ -108,7 +88,7 @@ class Net(BaseNet):
 
     def _train_step(self, x, y, lr):
         _memory.check_allocation(self._workspace_bytes(x.shape[0]),
-                                 f"a training step on {x.shape[0]:,} rows (its scratch)")
+                                 lambda: f"a training step on {x.shape[0]:,} rows (its scratch)")
         return self._fast.train_step_checked(x, y, lr)
 
     def _run_epochs(self, x, y, x_val, y_val, run, stop):

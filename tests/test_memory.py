@@ -67,10 +67,10 @@ def test_a_step_or_forward_whose_scratch_cannot_fit_is_refused():
 
 
 def test_memory_check_passes_what_fits():
-    _memory.check_allocation(_memory.CHECK_ABOVE - 1, "anything")
+    _memory.check_allocation(_memory.CHECK_ABOVE - 1, lambda: "anything")
     available = _memory.available_memory()
     assert available is None or available > 0
-    _memory.check_allocation(64 * MiB, "a modest buffer")
+    _memory.check_allocation(64 * MiB, lambda: "a modest buffer")
 
 
 # -- row blocks ----------------------------------------------------------------

@@ -24,6 +24,7 @@ whose scratch would need a memory check) makes them return None without
 touching the net, and the caller takes the validating path, which converts
 the arguments or raises the error that names the problem.
 """
+cimport cython
 cimport numpy as cnp
 from libc.stdint cimport PTRDIFF_MAX
 from cython cimport floating
@@ -33,7 +34,7 @@ from nnfast._dense cimport (CROSS_ENTROPY, BINARY_CROSS_ENTROPY, Architecture, W
                             backward_pass, carve_workspace, forward_pass, loss_sum, mean_loss,
                             read_architecture)
 from nnfast._fit cimport optimizer_step
-from nnfast._lock cimport NetLock
+from nnfast._lock cimport NetLock, PyThread_get_thread_ident
 from nnfast._optim cimport SGD, Hyperparameters
 from nnfast._signals cimport SignalPoll, interrupted, pending_exception, poll_start
 from nnfast._status cimport STEP_OK
@@ -147,6 +148,7 @@ cdef double gradient_rows(const Architecture* arch, const floating* params, cons
     return mean_loss(arch, <floating>total, rows)
 
 
+@cython.final  # cpdef methods called from here skip the check for a Python override
 cdef class FastPath:
     """The compiled core of one net: its lock, its spare scratch, and its kernel calls.
 
@@ -249,29 +251,34 @@ cdef class FastPath:
                            cnp.ndarray out) except -1:
         """Fill ``out``; return 0 if ``x`` is not finite (nothing done), else 1."""
         cdef const floating* inputs = <const floating*>cnp.PyArray_DATA(x)
-        cdef cnp.ndarray scratch
-        cdef Workspace ws
+        cdef const floating* params = <const floating*>cnp.PyArray_DATA(self.params)
+        cdef floating* outputs = <floating*>cnp.PyArray_DATA(out)
+        cdef cnp.ndarray scratch = self.take_scratch(min(rows, self.block_rows), False)
+        cdef floating* scratch_data = <floating*>cnp.PyArray_DATA(scratch)
+        cdef Workspace ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), False)
         cdef SignalPoll poll
-        cdef bint finite
-        with nogil:
-            finite = all_finite(inputs, rows * self.arch.sizes[0])
-        if not finite:
-            return 0
-        scratch = self.take_scratch(min(rows, self.block_rows), False)
-        ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), False)
+        cdef bint finite, reading
         poll.raised = False
         if rows > self.block_rows:
             poll_start(&poll)
-        self.lock.read()
         with nogil:
-            predict_rows(&self.arch, <const floating*>cnp.PyArray_DATA(self.params), inputs, rows,
-                         self.block_rows, &ws, <floating*>cnp.PyArray_DATA(scratch),
-                         <floating*>cnp.PyArray_DATA(out), &poll)
-            self.lock.release_read()
+            finite = all_finite(inputs, rows * self.arch.sizes[0])
+            # Mostly the lock is free: take it here, in the one release of the GIL.
+            reading = finite and self.lock.try_read()
+            if reading:
+                predict_rows(&self.arch, params, inputs, rows, self.block_rows, &ws, scratch_data,
+                             outputs, &poll)
+                self.lock.release_read()
+        if finite and not reading:
+            self.lock.read()  # waits for the writer without the GIL
+            with nogil:
+                predict_rows(&self.arch, params, inputs, rows, self.block_rows, &ws, scratch_data,
+                             outputs, &poll)
+                self.lock.release_read()
         self.give_back(scratch)
         if poll.raised:
             raise pending_exception()
-        return 1
+        return finite
 
     def forward(self, cnp.ndarray x):
         """Run the net on validated ``x``; return ``(output, activations)``.
@@ -415,25 +422,30 @@ cdef class FastPath:
         need validation."""
         cdef const floating* inputs = <const floating*>cnp.PyArray_DATA(x)
         cdef const floating* targets = <const floating*>cnp.PyArray_DATA(y)
-        cdef cnp.ndarray scratch
-        cdef Workspace ws
+        cdef floating* params = <floating*>cnp.PyArray_DATA(self.params)
+        cdef cnp.ndarray scratch = self.take_scratch(rows, True)
+        cdef floating* scratch_data = <floating*>cnp.PyArray_DATA(scratch)
+        cdef Workspace ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), True)
+        cdef unsigned long thread = PyThread_get_thread_ident()
         cdef Hyperparameters hyper
-        cdef bint trusted = True
-        cdef int status
-        if check:
-            with nogil:
-                trusted = self.values_trusted(inputs, targets, rows)
-            if not trusted:
-                return NOT_TRUSTED
+        cdef bint trusted = True, writing
+        cdef int status = NOT_TRUSTED
         hyper.code = SGD
         hyper.momentum = hyper.weight_decay = 0
-        scratch = self.take_scratch(rows, True)
-        ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), True)
-        self.lock.write()
         with nogil:
-            status = optimizer_step(
-                &self.arch, <floating*>cnp.PyArray_DATA(self.params), inputs, targets, rows,
-                &ws, <floating*>cnp.PyArray_DATA(scratch), &hyper, 1, lr, NULL, NULL, loss)
-            self.lock.release_write()
+            if check:
+                trusted = self.values_trusted(inputs, targets, rows)
+            # Mostly the lock is free: take it here, in the one release of the GIL.
+            writing = trusted and self.lock.try_write(thread)
+            if writing:
+                status = optimizer_step(&self.arch, params, inputs, targets, rows, &ws, scratch_data,
+                                        &hyper, 1, lr, NULL, NULL, loss)
+                self.lock.release_write()
+        if trusted and not writing:
+            self.lock.write()  # waits for readers and other writers without the GIL
+            with nogil:
+                status = optimizer_step(&self.arch, params, inputs, targets, rows, &ws, scratch_data,
+                                        &hyper, 1, lr, NULL, NULL, loss)
+                self.lock.release_write()
         self.give_back(scratch)
         return status

@@ -16,12 +16,22 @@ step, a whole fit, an assignment to ``weights``. The lock has two levels:
   does, stops modifying until the waiting readers are in, so that readers
   see the parameters between two steps and are not starved either.
 
+Readers take the lock without the mutex where no writer is in the way: a
+reader adds itself to ``readers`` and then looks at ``gate``, which a
+writer sets (under the mutex) before it looks at ``readers``. Both are
+sequentially consistent atomics, so of a reader and a writer arriving
+together at least one sees the other, and that one backs off (the reader,
+to wait under the mutex). A reader leaving last while the gate is set
+wakes the writer under the mutex, so no wake-up is lost.
+
 Every wait is a timed wait of WAIT_SLICE, after which the waiter runs
 Python's signal handlers (see _signals.pxd), so a thread blocked on a busy
 net still answers Ctrl-C. No thread blocks on this lock while holding the
 GIL: the fast paths try without waiting and release the GIL to wait.
 """
+cimport cython
 from libc.errno cimport ETIMEDOUT
+
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from nnfast._signals cimport SignalPoll, run_signal_handlers
@@ -35,9 +45,6 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_cond_destroy(pthread_cond_t* cond)
     int pthread_cond_timedwait(pthread_cond_t* cond, pthread_mutex_t* mutex, const timespec* until)
     int pthread_cond_broadcast(pthread_cond_t* cond)
-
-cdef extern from "pythread.h":
-    unsigned long PyThread_get_thread_ident() nogil
 
 from cpython.exc cimport PyErr_CheckSignals
 
@@ -82,14 +89,14 @@ cdef class NetLock:
     # -- the protocol, without the GIL -------------------------------------
 
     cdef bint try_read(self) noexcept nogil:
-        """Start reading if no writer modifies or waits to; never blocks for long."""
-        cdef bint free
-        pthread_mutex_lock(&self.mutex)
-        free = not self.modifying and not self.modifier_waiting
-        if free:
-            self.readers += 1
-        pthread_mutex_unlock(&self.mutex)
-        return free
+        """Start reading if no writer modifies or waits to, without the mutex."""
+        if atomic_load(&self.gate):
+            return False
+        atomic_add(&self.readers, 1)
+        if not atomic_load(&self.gate):
+            return True
+        self.release_read()  # a writer came first
+        return False
 
     cdef bint wait_read(self, double timeout) noexcept nogil:
         """Wait up to ``timeout`` seconds to start reading; return whether it started."""
@@ -98,12 +105,12 @@ cdef class NetLock:
         pthread_mutex_lock(&self.mutex)
         add_relaxed(&self.waiting_readers, 1)
         while True:
-            free = not self.modifying and not self.modifier_waiting
+            free = not atomic_load(&self.gate)
             if free or pthread_cond_timedwait(&self.changed, &self.mutex, &until) == ETIMEDOUT:
                 break
-        free = not self.modifying and not self.modifier_waiting
-        if free:
-            self.readers += 1
+        free = not atomic_load(&self.gate)
+        if free:  # under the mutex, so no writer sets the gate before this counts
+            atomic_add(&self.readers, 1)
         add_relaxed(&self.waiting_readers, -1)
         # A writer letting readers in waits for waiting_readers to reach 0.
         pthread_cond_broadcast(&self.changed)
@@ -111,11 +118,11 @@ cdef class NetLock:
         return free
 
     cdef void release_read(self) noexcept nogil:
-        pthread_mutex_lock(&self.mutex)
-        self.readers -= 1
-        if self.readers == 0:
+        if atomic_add(&self.readers, -1) == 0 and atomic_load(&self.gate):
+            # The last reader out, and a writer may be waiting for that.
+            pthread_mutex_lock(&self.mutex)
             pthread_cond_broadcast(&self.changed)
-        pthread_mutex_unlock(&self.mutex)
+            pthread_mutex_unlock(&self.mutex)
 
     cdef bint wait_own(self, unsigned long thread, double timeout) noexcept nogil:
         """Wait up to ``timeout`` seconds (0: just try) for ownership; return whether ``thread`` has it."""
@@ -149,10 +156,11 @@ cdef class NetLock:
         cdef bint started
         pthread_mutex_lock(&self.mutex)
         self.modifier_waiting = True
-        while self.readers > 0:
+        atomic_store(&self.gate, 1)
+        while atomic_load(&self.readers) > 0:
             if timeout == 0 or pthread_cond_timedwait(&self.changed, &self.mutex, &until) == ETIMEDOUT:
                 break
-        started = self.readers == 0
+        started = atomic_load(&self.readers) == 0
         if started:
             self.modifier_waiting = False
             self.modifying = True
@@ -163,12 +171,14 @@ cdef class NetLock:
         """Give up waiting to modify: readers may start again."""
         pthread_mutex_lock(&self.mutex)
         self.modifier_waiting = False
+        atomic_store(&self.gate, 0)
         pthread_cond_broadcast(&self.changed)
         pthread_mutex_unlock(&self.mutex)
 
     cdef void release_modify(self) noexcept nogil:
         pthread_mutex_lock(&self.mutex)
         self.modifying = False
+        atomic_store(&self.gate, 0)
         pthread_cond_broadcast(&self.changed)
         pthread_mutex_unlock(&self.mutex)
 
@@ -189,11 +199,18 @@ cdef class NetLock:
         ``own`` and ``modify`` in one visit to the mutex, for single steps."""
         cdef bint free
         pthread_mutex_lock(&self.mutex)
-        free = (self.owner == 0 or self.owner == thread) and self.readers == 0 and not self.modifying
+        free = (self.owner == 0 or self.owner == thread) and not self.modifying
         if free:
-            self.owner = thread
-            self.depth += 1
-            self.modifying = True
+            atomic_store(&self.gate, 1)
+            free = atomic_load(&self.readers) == 0
+            if free:
+                self.owner = thread
+                self.depth += 1
+                self.modifying = True
+            else:
+                # Readers are in: let them be, and any that backed off in.
+                atomic_store(&self.gate, self.modifier_waiting)
+                pthread_cond_broadcast(&self.changed)
         pthread_mutex_unlock(&self.mutex)
         return free
 
@@ -201,6 +218,7 @@ cdef class NetLock:
         """Undo ``write``: stop modifying and release ownership once."""
         pthread_mutex_lock(&self.mutex)
         self.modifying = False
+        atomic_store(&self.gate, 0)
         self.depth -= 1
         if self.depth == 0:
             self.owner = 0
@@ -309,3 +327,49 @@ cdef class NetLock:
 
     def end_write(self):
         self.release_write()
+
+    def reading(self):
+        """A context manager: ``begin_read`` on entry, ``end_read`` on exit."""
+        return LockContext(self, READ)
+
+    def writing(self):
+        """A context manager: ``begin_write`` on entry, ``end_write`` on exit."""
+        return LockContext(self, WRITE)
+
+    def owning(self):
+        """A context manager: ``begin_own`` on entry, ``end_own`` on exit."""
+        return LockContext(self, OWN)
+
+
+cdef enum:
+    READ, WRITE, OWN
+
+
+@cython.freelist(8)
+@cython.final
+cdef class LockContext:
+    """One use of a ``NetLock`` mode in a ``with`` statement (cheaper than a
+    generator-based context manager on the paths that take the lock)."""
+    cdef NetLock lock
+    cdef int mode
+
+    def __cinit__(self, NetLock lock, int mode):
+        self.lock = lock
+        self.mode = mode
+
+    def __enter__(self):
+        if self.mode == READ:
+            self.lock.read()
+        elif self.mode == WRITE:
+            self.lock.write()
+        else:
+            self.lock.own()
+
+    def __exit__(self, kind, value, trace):
+        if self.mode == READ:
+            self.lock.release_read()
+        elif self.mode == WRITE:
+            self.lock.release_write()
+        else:
+            self.lock.release_own()
+        return False
