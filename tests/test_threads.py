@@ -215,6 +215,19 @@ def record_views(views, probes, net, k):
     views.setdefault(("weights", fingerprint(net.weights)), []).append(k)
 
 
+def step_views(net, x, y, lr, n_steps, probes):
+    """Return ``(views, twin)``: the views of the states p_0 .. p_N that ``n_steps``
+    train_steps on a twin of ``net`` pass through (a full-batch plain SGD fit
+    takes the same steps), and the twin after them."""
+    twin = copy.deepcopy(net)
+    views = {}
+    record_views(views, probes, twin, 0)
+    for k in range(1, n_steps + 1):
+        twin.train_step(x, y, lr)
+        record_views(views, probes, twin, k)
+    return views, twin
+
+
 def read_view(net, probes, kind):
     if kind == "forward":
         return fingerprint(net.forward(probes[-1]))
@@ -268,14 +281,7 @@ def test_readers_see_a_concurrent_writer_after_whole_steps_in_order(writer, dtyp
     probes = [rng.standard_normal((n, WRITER_LAYERS[0])).astype(dtype) for n in (1, 7, 64)]
     net = make_net(nnfast.Net, WRITER_LAYERS, seed=3, loss="mse", dtype=dtype)
     n_steps, lr = 400, 0.01
-    # The states p_0 .. p_N, one train_step at a time on a twin. A full-batch plain SGD
-    # fit takes the same steps.
-    twin = copy.deepcopy(net)
-    views = {}
-    record_views(views, probes, twin, 0)
-    for k in range(1, n_steps + 1):
-        twin.train_step(x, y, lr)
-        record_views(views, probes, twin, k)
+    views, twin = step_views(net, x, y, lr, n_steps, probes)
 
     n_readers = 4
     started, finished = threading.Semaphore(0), threading.Event()
@@ -812,12 +818,7 @@ def test_readers_are_let_in_between_the_steps_of_a_long_fit():
     probes = [rng.standard_normal((n, LIVENESS_LAYERS[0])) for n in (1, 5)]
     net = make_net(nnfast.Net, LIVENESS_LAYERS, seed=20, loss="mse")
     n_steps, lr = 300, 1e-3
-    twin = copy.deepcopy(net)
-    views = {}
-    record_views(views, probes, twin, 0)
-    for k in range(1, n_steps + 1):
-        twin.train_step(x, y, lr)
-        record_views(views, probes, twin, k)
+    views, twin = step_views(net, x, y, lr, n_steps, probes)
 
     n_readers = 2
     started, finished = threading.Semaphore(0), threading.Event()
