@@ -292,8 +292,12 @@ def test_readers_see_a_concurrent_writer_after_whole_steps_in_order(writer, dtyp
             for _ in range(n_readers):
                 assert started.acquire(timeout=JOIN_TIMEOUT), "a reader never started"
             if writer == "train_step":
-                for _ in range(n_steps):
+                for step in range(n_steps):
                     net.train_step(x, y, lr)
+                    if step % 50 == 49:
+                        # The steps take about 6 ms in all: pause now and then, so that
+                        # readers busy in Python between their calls land between steps.
+                        time.sleep(0.001)
             else:
                 net.fit(x, y, epochs=n_steps, lr=lr)
         finally:
