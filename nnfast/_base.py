@@ -43,6 +43,7 @@ from nnfast._validation import (
     check_number,
     check_parameter_list,
     check_per_layer,
+    check_sample_weight,
     check_seed,
     check_targets,
 )
@@ -80,7 +81,20 @@ class BaseNet:
         a sigmoid per output and the binary cross-entropy against targets
         in [0, 1], averaged over all elements, as
         ``torch.nn.BCEWithLogitsLoss``. Both are computed stably from the
-        outputs (logits).
+        outputs (logits). ``"poisson"``: the outputs are the logs of
+        predicted means (``np.exp(net.predict(x))`` is the mean), and the
+        loss is half the Poisson deviance against counts or rates ``y >=
+        0``, ``exp(z) - y z + y log y - y`` summed over the outputs and
+        averaged over samples (scikit-learn's ``MLPRegressor(loss="poisson")``
+        loss); its gradient is ``(exp(z) - y) / n_samples``.
+
+        Every loss takes per-sample weights (``sample_weight`` of
+        ``loss``, ``gradients``, ``train_step`` and ``fit``): each sample's
+        term is multiplied by its weight, and the averaging losses divide by
+        the sum of the weights of the batch instead of its row count (for
+        ``"mse"`` and ``"binary_cross_entropy"``, times the number of
+        outputs). A batch whose weights are all zero has loss 0 and
+        gradient 0. Weights of one give exactly the unweighted results.
     init : str, default "auto"
         Weight initialization: ``"he_normal"``, ``"he_uniform"``,
         ``"glorot_normal"``, ``"glorot_uniform"``, ``"normal"`` (standard
@@ -268,6 +282,12 @@ class BaseNet:
         y = check_targets(y, x.shape[0], self._layers[-1], self._dtype, self._loss_name, names[1], names[0])
         return x, y
 
+    def _check_weights(self, sample_weight, x):
+        """``sample_weight`` checked against the validated ``x`` (None stays None)."""
+        if sample_weight is None:
+            return None
+        return check_sample_weight(sample_weight, x.shape[0], self._dtype)
+
     def predict(self, x):
         """Return the network's output for ``x``: the raw outputs (logits, for
         the cross-entropy losses; see ``predict_proba``).
@@ -330,7 +350,7 @@ class BaseNet:
         """
         return self._forward(self._check_x(x))
 
-    def loss(self, x, y):
+    def loss(self, x, y, sample_weight=None):
         """Return the loss of the net on ``(x, y)`` as a float.
 
         Parameters
@@ -338,11 +358,16 @@ class BaseNet:
         x : array_like, shape (n_samples, layers[0])
         y : array_like
             Targets as the loss reads them (see the class docstring).
+        sample_weight : array_like, shape (n_samples,), optional
+            Finite weights >= 0, one per sample (see the class docstring).
         """
-        return self._loss(*self._check_data(x, y))
+        x, y = self._check_data(x, y)
+        return self._loss(x, y, self._check_weights(sample_weight, x))
 
-    def gradients(self, x, y):
+    def gradients(self, x, y, sample_weight=None):
         """Return the gradient of the loss on ``(x, y)`` with respect to the parameters.
+
+        ``sample_weight`` is as for ``loss``.
 
         Returns
         -------
@@ -351,12 +376,13 @@ class BaseNet:
         bias_grads : list of ndarray
             Shaped like ``biases``.
         """
-        flat = self._gradients(*self._check_data(x, y))
+        x, y = self._check_data(x, y)
+        flat = self._gradients(x, y, self._check_weights(sample_weight, x))
         return self._layout.weight_views(flat), self._layout.bias_views(flat)
 
     # -- training ----------------------------------------------------------
 
-    def train_step(self, x, y, lr):
+    def train_step(self, x, y, lr, sample_weight=None):
         """Take one plain SGD step on the whole of ``(x, y)`` and return the loss before it.
 
         ``params -= lr * gradient``; the net's optimizer is neither used nor
@@ -370,14 +396,17 @@ class BaseNet:
             Targets as the loss reads them.
         lr : float
             The learning rate, positive and finite.
+        sample_weight : array_like, shape (n_samples,), optional
+            As for ``loss``.
 
         Returns
         -------
         float
         """
         x, y = self._check_data(x, y)
+        weights = self._check_weights(sample_weight, x)
         lr = check_learning_rate(lr)
-        loss, status = self._train_step(x, y, lr)
+        loss, status = self._train_step(x, y, lr, weights)
         if status != STEP_OK:
             raise DivergenceError(status, 0, lr, History([loss], 0, 1))
         return loss
@@ -402,17 +431,18 @@ class BaseNet:
             if self.optimizer is not None:
                 self.optimizer.reset()
 
-    def _validation_split(self, x, y, validation_data, validation_fraction, seed):
-        """Return ``(x, y, x_val, y_val)`` (the last two None without validation)."""
+    def _validation_split(self, x, y, weights, validation_data, validation_fraction, seed):
+        """Return ``(x, y, weights, x_val, y_val)``: the training part (``weights`` may be
+        None) and the validation data (None without validation)."""
         if validation_data is not None and validation_fraction is not None:
             raise ValueError("give validation_data or validation_fraction, not both")
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError(f"validation_data must be a pair (x_val, y_val), got {type(validation_data).__name__}")
             x_val, y_val = self._check_data(*validation_data, names=("validation_data x", "validation_data y"))
-            return x, y, x_val, y_val
+            return x, y, weights, x_val, y_val
         if validation_fraction is None:
-            return x, y, None, None
+            return x, y, weights, None, None
         fraction = check_number("validation_fraction", validation_fraction, 0.0, 1.0)
         # The fraction as written (repr round-trips it): 0.28 * 25 is 7, though in
         # floats it is 7.000000000000001, whose ceiling would be 8.
@@ -424,11 +454,12 @@ class BaseNet:
             )
         order = np.random.default_rng(seed).permutation(x.shape[0])
         val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
-        return x[train], y[train], x[val], y[val]
+        return x[train], y[train], None if weights is None else weights[train], x[val], y[val]
 
     def fit(self, x, y, *, epochs, lr=None, optimizer=None, schedule=None, batch_size=None,
             shuffle=True, seed=None, validation_data=None, validation_fraction=None,
-            early_stopping=False, patience=10, min_delta=0.0, verbose=False, callback=None):
+            early_stopping=False, patience=10, min_delta=0.0, verbose=False, callback=None,
+            sample_weight=None):
         """Train the net and return the record of every step and epoch.
 
         Each epoch splits the samples into consecutive batches of
@@ -482,6 +513,13 @@ class BaseNet:
         callback : callable, optional
             Called as ``callback(epoch, history)`` after every epoch; a
             true return value stops training.
+        sample_weight : array_like, shape (n_samples,), optional
+            Finite weights >= 0, one per sample of ``x``: each batch's loss
+            weighs its samples by them (see the class docstring); they must
+            not all be zero. ``validation_fraction`` splits them with the
+            samples; validation losses are unweighted. The epoch loss is the
+            mean of the batch losses weighted by their row counts, as
+            without weights.
 
         Returns
         -------
@@ -511,6 +549,7 @@ class BaseNet:
         threads run meanwhile and see the parameters between two steps.
         """
         x, y = self._check_data(x, y)
+        weights = self._check_weights(sample_weight, x)
         epochs = check_int("epochs", epochs, 0)
         optimizer = self._choose_optimizer(lr, optimizer)
         if schedule is None:
@@ -518,7 +557,12 @@ class BaseNet:
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be an nnfast.schedules schedule, got {schedule!r}")
         seed = check_seed(seed)
-        x, y, x_val, y_val = self._validation_split(x, y, validation_data, validation_fraction, seed)
+        x, y, weights, x_val, y_val = self._validation_split(x, y, weights, validation_data,
+                                                             validation_fraction, seed)
+        if weights is not None and not weights.any():
+            raise ValueError("sample_weight must not be all zero" + (
+                " on the training part of the validation_fraction split" if x_val is not None
+                and validation_data is None else "") + ": there would be nothing to train on")
         early_stopping = check_bool("early_stopping", early_stopping)
         patience = check_int("patience", patience, 1)
         min_delta = check_number("min_delta", min_delta, 0.0)
@@ -538,7 +582,7 @@ class BaseNet:
             run = TrainingRun(
                 n_samples, self.n_params, self._dtype, epochs, batch_size, shuffle, state, optimizer,
                 schedule.learning_rates(optimizer.lr, epochs), x_val is not None, early_stopping,
-                patience, min_delta,
+                patience, min_delta, weights,
             )
             return self._train(run, x, y, x_val, y_val, verbose, callback)
 
@@ -548,7 +592,7 @@ class BaseNet:
         records = 8 * (steps + 4 * epochs + n_samples)  # losses, epoch records, sample order
         param_bytes = self.n_params * self._dtype.itemsize
         state = optimizer.n_moments * param_bytes if optimizer.buffers is None else 0
-        batches = batch_size * (x.shape[1] + y.shape[1]) * self._dtype.itemsize
+        batches = batch_size * (x.shape[1] + y.shape[1] + 1) * self._dtype.itemsize  # rows and weights
         rows = max(batch_size, 0 if x_val is None else x_val.shape[0])
         total = (records + state + batches + self._workspace_bytes(rows)
                  + (param_bytes if early_stopping else 0))
@@ -559,7 +603,8 @@ class BaseNet:
         """Bytes of scratch the arithmetic needs for ``rows`` rows (0 where it is not known)."""
         return 0
 
-    def partial_fit(self, x, y, *, lr=None, optimizer=None, batch_size=None, shuffle=True, seed=None):
+    def partial_fit(self, x, y, *, lr=None, optimizer=None, batch_size=None, shuffle=True, seed=None,
+                    sample_weight=None):
         """Train one more epoch on ``(x, y)``, keeping the optimizer's state (online learning).
 
         The same as ``fit(x, y, epochs=1, ...)``: with neither ``lr`` nor
@@ -570,7 +615,7 @@ class BaseNet:
         History
         """
         return self.fit(x, y, epochs=1, lr=lr, optimizer=optimizer, batch_size=batch_size,
-                        shuffle=shuffle, seed=seed)
+                        shuffle=shuffle, seed=seed, sample_weight=sample_weight)
 
     def _train(self, run, x, y, x_val, y_val, verbose, callback):
         """Run the epochs, Python-side bookkeeping between chunks of them."""
@@ -613,13 +658,15 @@ class BaseNet:
     def _forward(self, x):
         raise NotImplementedError
 
-    def _loss(self, x, y):
+    # ``weights`` below: validated sample weights of the net's dtype, or None.
+
+    def _loss(self, x, y, weights):
         raise NotImplementedError
 
-    def _gradients(self, x, y):
+    def _gradients(self, x, y, weights):
         raise NotImplementedError
 
-    def _train_step(self, x, y, lr):
+    def _train_step(self, x, y, lr, weights):
         raise NotImplementedError
 
     def _run_epochs(self, x, y, x_val, y_val, run, stop):

@@ -39,6 +39,8 @@ class TrainingRun:
         best epoch]``.
     best_params : ndarray, shape (n_params,), or None
         The parameters after the best epoch so far.
+    sample_weight : ndarray, shape (n_samples,), or None
+        The weights of the samples, in the order of the data.
     epoch, steps : int
         Epochs and steps completed.
     status : int
@@ -48,7 +50,8 @@ class TrainingRun:
     """
 
     def __init__(self, n_samples, n_params, dtype, epochs, batch_size, shuffle, shuffle_state,
-                 optimizer, learning_rates, has_validation, early_stopping, patience, min_delta):
+                 optimizer, learning_rates, has_validation, early_stopping, patience, min_delta,
+                 sample_weight=None):
         self.epochs = epochs
         self.batch_size = batch_size
         self.steps_per_epoch = -(-n_samples // batch_size)
@@ -69,6 +72,7 @@ class TrainingRun:
         self.min_delta = min_delta
         self.progress = np.array([np.inf, 0.0, -1.0])
         self.best_params = np.empty(n_params, dtype=dtype) if early_stopping else None
+        self.sample_weight = sample_weight
         self.epoch = 0
         self.steps = 0
         self.status = STEP_OK

@@ -17,7 +17,7 @@ from nnfast._kernels import checks
 MAX_DIMENSION = 2**31 - 1
 
 # The position of a name is its code in the kernels (src/nnfast/_dense.pxd).
-LOSSES = ("sse", "mse", "cross_entropy", "binary_cross_entropy")
+LOSSES = ("sse", "mse", "cross_entropy", "binary_cross_entropy", "poisson")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity")
 CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 INITS = ("auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "normal")
@@ -380,7 +380,30 @@ def check_targets(y, n_samples, n_out, dtype, loss="sse", name="y", x_name="x"):
     if loss in CLASSIFICATION_LOSSES and ((y < 0) | (y > 1)).any():
         bad = y[(y < 0) | (y > 1)][0]
         raise ValueError(f"{name} must hold probabilities in [0, 1] for loss={loss!r}, got {bad}")
+    if loss == "poisson" and (y < 0).any():
+        raise ValueError(f"{name} must hold counts or rates >= 0 for loss='poisson', got {y[y < 0][0]}")
     return y
+
+
+def check_sample_weight(sample_weight, n_samples, dtype, x_name="x"):
+    """Return ``sample_weight`` as a ``(n_samples,)`` array of ``dtype``: finite and >= 0.
+
+    A scalar is refused rather than broadcast: one weight for every sample
+    changes nothing for the mean losses and scales ``"sse"``, which a
+    learning rate says more plainly.
+    """
+    name = "sample_weight"
+    plain = is_plain(sample_weight, dtype)
+    real = sample_weight if plain else as_real_array(name, sample_weight, dtype)
+    if real.shape != (n_samples,):
+        raise ValueError(f"{name} must have shape ({n_samples},), one weight per row of {x_name}, "
+                         f"got shape {real.shape}")
+    weights = sample_weight if plain else cast(real, dtype)
+    check_finite(name, weights, real)
+    if (weights < 0).any():
+        position = int(np.argmax(weights < 0))
+        raise ValueError(f"{name} must be >= 0, got {real[position]!s} at index {position}")
+    return weights
 
 
 def check_parameter_list(name, values, shapes, dtype):

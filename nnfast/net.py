@@ -52,9 +52,9 @@ class Net(BaseNet):
 
     predict.__doc__ = BaseNet.predict.__doc__
 
-    def train_step(self, x, y, lr):
-        loss = self._fast.train_step(x, y, lr)
-        return super().train_step(x, y, lr) if loss is None else loss
+    def train_step(self, x, y, lr, sample_weight=None):
+        loss = None if sample_weight is not None else self._fast.train_step(x, y, lr)
+        return super().train_step(x, y, lr, sample_weight) if loss is None else loss
 
     train_step.__doc__ = BaseNet.train_step.__doc__
 
@@ -80,16 +80,16 @@ class Net(BaseNet):
             start += rows * size
         return out, hidden
 
-    def _loss(self, x, y):
-        return self._fast.loss(x, y)
+    def _loss(self, x, y, weights):
+        return self._fast.loss(x, y, weights)
 
-    def _gradients(self, x, y):
-        return self._fast.gradients(x, y)
+    def _gradients(self, x, y, weights):
+        return self._fast.gradients(x, y, weights)
 
-    def _train_step(self, x, y, lr):
+    def _train_step(self, x, y, lr, weights):
         _memory.check_allocation(self._workspace_bytes(x.shape[0]),
                                  lambda: f"a training step on {x.shape[0]:,} rows (its scratch)")
-        return self._fast.train_step_checked(x, y, lr)
+        return self._fast.train_step_checked(x, y, lr, weights)
 
     def _run_epochs(self, x, y, x_val, y_val, run, stop):
         rows = max(run.batch_size, 0 if x_val is None else x_val.shape[0])
@@ -97,9 +97,10 @@ class Net(BaseNet):
         batch_rows = run.batch_size if run.shuffle else 1
         x_batch = np.empty((batch_rows, x.shape[1]), dtype=self._dtype)
         y_batch = np.empty((batch_rows, y.shape[1]), dtype=self._dtype)
+        w_batch = np.empty(batch_rows if run.sample_weight is not None else 1, dtype=self._dtype)
         workspace = self._fast.take_scratch(rows, True)
         self._kernels.fit.run_epochs(
             self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y,
-            x_val, y_val, workspace, x_batch, y_batch, run, stop, self._fast.lock,
+            x_val, y_val, workspace, x_batch, y_batch, w_batch, run, stop, self._fast.lock,
         )
         self._fast.give_back(workspace)

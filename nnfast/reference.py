@@ -11,6 +11,7 @@ being fast.
 import math
 
 import numpy as np
+from scipy.special import xlogy
 
 from nnfast import _random
 from nnfast._base import BaseNet
@@ -52,25 +53,48 @@ def activation_derivative(name, z, a, negative_slope):
     return np.ones_like(z)  # identity
 
 
-def loss_and_output_gradient(loss, y_pred, y):
-    """Return the loss of the outputs ``y_pred`` against ``y`` and its gradient w.r.t. ``y_pred``."""
-    n_samples = y_pred.shape[0]
+def total_weight(weights, n_samples):
+    """What a weighted mean divides by: the weights' sum (in float64), or the
+    row count without weights; 1 where every weight is 0, so that such a
+    batch has loss 0 and gradient 0."""
+    if weights is None:
+        return n_samples
+    total = float(np.sum(weights, dtype=np.float64))
+    return total if total != 0 else 1.0
+
+
+def loss_and_output_gradient(loss, y_pred, y, weights=None):
+    """Return the loss of the outputs ``y_pred`` against ``y`` and its gradient w.r.t. ``y_pred``.
+
+    ``weights`` (one per row, or None for all ones) multiply each row's
+    term; the mean losses divide by ``total_weight`` instead of the row
+    count. Weights of one give exactly the unweighted results.
+    """
+    n_samples, n_out = y_pred.shape
+    weight = 1.0 if weights is None else weights[:, np.newaxis]
+    normalizer = total_weight(weights, n_samples)
     if loss in ("sse", "mse"):
         diff = y_pred - y
-        total = np.square(diff).sum()
+        total = (weight * np.square(diff)).sum()
         if loss == "sse":
-            return float(total), 2.0 * diff
-        return float(total / diff.size), (2.0 / diff.size) * diff
+            return float(total), 2.0 * (weight * diff)
+        return float(total / (normalizer * n_out)), (2.0 / (normalizer * n_out)) * (weight * diff)
     if loss == "cross_entropy":
         # log softmax through the log-sum-exp, shifted by the row maximum.
         top = y_pred.max(axis=1, keepdims=True)
         log_sum_exp = top + np.log(np.exp(y_pred - top).sum(axis=1, keepdims=True))
-        total = (y * (log_sum_exp - y_pred)).sum()
+        total = (weight * (y * (log_sum_exp - y_pred))).sum()
         softmax = np.exp(y_pred - log_sum_exp)
-        return float(total / n_samples), (softmax * y.sum(axis=1, keepdims=True) - y) / n_samples
+        return float(total / normalizer), weight * (softmax * y.sum(axis=1, keepdims=True) - y) / normalizer
+    if loss == "poisson":
+        # Half the Poisson deviance of the mean exp(y_pred), summed over the
+        # outputs: y log(y / mean) - y + mean, with 0 log 0 = 0.
+        mean = np.exp(y_pred)
+        total = (weight * (mean - y * y_pred + xlogy(y, y) - y)).sum()
+        return float(total / normalizer), weight * (mean - y) / normalizer
     # binary_cross_entropy: max(z, 0) - z*t + log(1 + exp(-|z|)), as BCEWithLogitsLoss.
-    total = (np.maximum(y_pred, 0) - y_pred * y + np.log1p(np.exp(-np.abs(y_pred)))).sum()
-    return float(total / y_pred.size), (sigmoid(y_pred) - y) / y_pred.size
+    total = (weight * (np.maximum(y_pred, 0) - y_pred * y + np.log1p(np.exp(-np.abs(y_pred))))).sum()
+    return float(total / (normalizer * n_out)), weight * (sigmoid(y_pred) - y) / (normalizer * n_out)
 
 
 def accuracy(loss, y_pred, y):
@@ -134,10 +158,10 @@ class Net(BaseNet):
             y_pred = y_pred + b
         return y_pred, pre_activations, inputs
 
-    def _loss_and_gradients(self, x, y):
+    def _loss_and_gradients(self, x, y, weights):
         """Backpropagation: return the loss and the flat gradient vector."""
         y_pred, pre_activations, inputs = self._run(x)
-        loss, grad_out = loss_and_output_gradient(self._loss_name, y_pred, y)
+        loss, grad_out = loss_and_output_gradient(self._loss_name, y_pred, y, weights)
         grad = np.zeros_like(self._params)
         grad_weights = self._layout.weight_views(grad)
         grad_biases = iter(reversed(self._layout.bias_views(grad)))
@@ -166,16 +190,16 @@ class Net(BaseNet):
             y_pred, _, inputs = self._run(x)
         return y_pred, inputs[1:]
 
-    def _loss(self, x, y):
-        return loss_and_output_gradient(self._loss_name, self._predict(x), y)[0]
+    def _loss(self, x, y, weights):
+        return loss_and_output_gradient(self._loss_name, self._predict(x), y, weights)[0]
 
-    def _gradients(self, x, y):
+    def _gradients(self, x, y, weights):
         with self._lock:
-            return self._loss_and_gradients(x, y)[1]
+            return self._loss_and_gradients(x, y, weights)[1]
 
-    def _train_step(self, x, y, lr):
+    def _train_step(self, x, y, lr, weights):
         with self._lock:
-            loss, grad = self._loss_and_gradients(x, y)
+            loss, grad = self._loss_and_gradients(x, y, weights)
             if not np.isfinite(loss):
                 return loss, LOSS_NOT_FINITE
             updated = self._params - lr * grad
@@ -184,9 +208,9 @@ class Net(BaseNet):
             self._params[...] = updated
             return loss, STEP_OK
 
-    def _optimizer_step(self, x, y, run, lr):
+    def _optimizer_step(self, x, y, weights, run, lr):
         """One optimizer step on a batch; return ``(loss, status)``."""
-        loss, grad = self._loss_and_gradients(x, y)
+        loss, grad = self._loss_and_gradients(x, y, weights)
         if not np.isfinite(loss):
             return loss, LOSS_NOT_FINITE
         optimizer = run.optimizer
@@ -210,7 +234,8 @@ class Net(BaseNet):
             weighted_loss = 0.0
             for start in range(0, n_samples, run.batch_size):
                 batch = run.order[start : start + run.batch_size]
-                loss, run.status = self._optimizer_step(x[batch], y[batch], run, lr)
+                weights = None if run.sample_weight is None else run.sample_weight[batch]
+                loss, run.status = self._optimizer_step(x[batch], y[batch], weights, run, lr)
                 run.step_loss[run.steps] = loss
                 run.steps += 1
                 if run.status != STEP_OK:

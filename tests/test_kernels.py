@@ -203,7 +203,8 @@ def test_fit_kernel_rejects_batch_size_zero():
         run.batch_size = 0
         try:
             _fit.run_epochs(layout.table, 0, 0.01, net._params, x, y, None, None,
-                            np.empty(layout.workspace_length(5)), np.empty((1, 3)), np.empty((1, 2)), run, 1,
+                            np.empty(layout.workspace_length(5)), np.empty((1, 3)), np.empty((1, 2)), np.empty(1),
+                            run, 1,
                             net._fast.lock)
         except ValueError as error:
             print("ValueError:", error)

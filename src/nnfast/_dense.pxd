@@ -14,6 +14,7 @@ cdef enum:
     MSE = 1
     CROSS_ENTROPY = 2
     BINARY_CROSS_ENTROPY = 3
+    POISSON = 4
 
 
 cdef struct Architecture:
@@ -48,13 +49,17 @@ cdef void forward_pass(const Architecture* arch, const floating* params, const f
                        Py_ssize_t rows, Py_ssize_t capacity, floating* deriv, floating* act,
                        floating* out) noexcept nogil
 
-cdef double loss_sum(const Architecture* arch, floating* out, const floating* y, Py_ssize_t rows,
-                     Py_ssize_t total_rows, bint write_gradient, double total) noexcept nogil
+cdef double total_weight(const floating* weights, Py_ssize_t rows) noexcept nogil
 
-cdef double mean_loss(const Architecture* arch, floating total, Py_ssize_t rows) noexcept nogil
+cdef double loss_sum(const Architecture* arch, floating* out, const floating* y,
+                     const floating* weights, Py_ssize_t rows, double normalizer,
+                     bint write_gradient, double total) noexcept nogil
+
+cdef double mean_loss(const Architecture* arch, floating total, double normalizer) noexcept nogil
 
 cdef double loss_and_output_gradient(const Architecture* arch, floating* out, const floating* y,
-                                     Py_ssize_t rows, bint write_gradient) noexcept nogil
+                                     const floating* weights, Py_ssize_t rows,
+                                     bint write_gradient) noexcept nogil
 
 cdef double accuracy(const Architecture* arch, const floating* out, const floating* y,
                      Py_ssize_t rows) noexcept nogil

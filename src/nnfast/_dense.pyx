@@ -35,7 +35,7 @@ cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative
     if (cnp.PyArray_TYPE(table) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(table)
             or cnp.PyArray_SIZE(table) < 1 or cnp.PyArray_SIZE(table) != 3 + 4 * values[0]):
         raise ValueError("table must be a ParameterLayout.table")
-    if loss < SSE or loss > BINARY_CROSS_ENTROPY:
+    if loss < SSE or loss > POISSON:
         raise ValueError(f"unknown loss code {loss}")
     arch.n_layers = values[0]
     arch.n_params = values[1]
@@ -155,37 +155,59 @@ cdef void forward_pass(const Architecture* arch, const floating* params, const f
             offset += capacity * fan_out
 
 
-cdef double loss_sum(const Architecture* arch, floating* out, const floating* y, Py_ssize_t rows,
-                     Py_ssize_t total_rows, bint write_gradient, double total) noexcept nogil:
-    """Return ``total`` plus the loss of the outputs ``out`` against ``y`` summed
-    over the ``rows`` rows, in double; with ``write_gradient``, overwrite ``out``
-    by the gradient with respect to it of the loss over ``total_rows`` rows (of
-    which these are some). ``mean_loss`` turns the sum over all rows into the
-    loss; carrying ``total`` from one block of rows to the next adds in the
-    order one call over all rows would.
+cdef double total_weight(const floating* weights, Py_ssize_t rows) noexcept nogil:
+    """What the averaging losses divide by: the sum of ``weights[:rows]`` (in
+    double, in order), or ``rows`` if ``weights`` is NULL; 1 if every weight
+    is 0, so that such rows have loss 0 and gradient 0."""
+    cdef Py_ssize_t i
+    cdef double total = 0
+    if weights == NULL:
+        return rows
+    for i in range(rows):
+        total += weights[i]
+    return total if total != 0 else 1
 
-    sse: sum((out - y)**2), gradient 2 (out - y); mse: both divided by the
-    number of elements. cross_entropy: mean over rows of
-    sum_k y_k (lse - out_k), lse the row's log-sum-exp; gradient
-    (softmax * sum_k y_k - y) / rows. binary_cross_entropy: mean over
-    elements of max(z, 0) - z y + log1p(exp(-|z|)); gradient
-    (sigmoid(z) - y) / elements. As nnfast.reference computes them.
+
+cdef double loss_sum(const Architecture* arch, floating* out, const floating* y,
+                     const floating* weights, Py_ssize_t rows, double normalizer,
+                     bint write_gradient, double total) noexcept nogil:
+    """Return ``total`` plus the loss of the outputs ``out`` against ``y`` summed
+    over the ``rows`` rows, each row's term times its weight (``weights``, or
+    1 if NULL), in double. With ``write_gradient``, overwrite ``out`` by the
+    gradient with respect to it of the loss over all the rows of which these
+    are some, whose ``total_weight`` is ``normalizer``. ``mean_loss`` turns
+    the sum over all rows into the loss; carrying ``total`` from one block of
+    rows to the next adds in the order one call over all rows would.
+
+    With W the normalizer, k the outputs and w a row's weight: sse:
+    sum(w (out - y)**2), gradient 2 w (out - y); mse: both divided by W k.
+    cross_entropy: sum over rows of w sum_j y_j (lse - out_j) / W, lse the
+    row's log-sum-exp; gradient w (softmax * sum_j y_j - y) / W.
+    binary_cross_entropy: sum of w (max(z, 0) - z y + log1p(exp(-|z|))) / (W k);
+    gradient w (sigmoid(z) - y) / (W k). poisson: sum of
+    w (exp(z) - y z + y log y - y) / W; gradient w (exp(z) - y) / W. As
+    nnfast.reference computes them; a weight of 1 changes no bit.
     """
     cdef Py_ssize_t i, k, n_out = arch.sizes[arch.n_layers], size = rows * n_out
-    cdef Py_ssize_t total_size = total_rows * n_out
-    cdef floating diff, top, log_sum_exp, target_sum, decay
-    cdef floating scale = 2.0 / total_size if arch.loss == MSE else 2.0
+    cdef double elements = normalizer * n_out
+    cdef floating diff, top, log_sum_exp, target_sum, decay, mean, weight = 1
+    cdef floating scale = 2.0 / elements if arch.loss == MSE else 2.0
     cdef floating* row
     cdef const floating* target
     # Accumulate in double: a float32 running sum over a large batch drifts.
     if arch.loss == SSE or arch.loss == MSE:
-        for i in range(size):
-            diff = out[i] - y[i]
-            total += diff * diff
-            if write_gradient:
-                out[i] = scale * diff
+        for i in range(rows):
+            if weights != NULL:
+                weight = weights[i]
+            for k in range(i * n_out, (i + 1) * n_out):
+                diff = out[k] - y[k]
+                total += weight * (diff * diff)
+                if write_gradient:
+                    out[k] = scale * (weight * diff)
     elif arch.loss == CROSS_ENTROPY:
         for i in range(rows):
+            if weights != NULL:
+                weight = weights[i]
             row = out + i * n_out
             target = y + i * n_out
             top = row[0]
@@ -198,34 +220,52 @@ cdef double loss_sum(const Architecture* arch, floating* out, const floating* y,
             log_sum_exp = top + log(log_sum_exp)
             target_sum = 0
             for k in range(n_out):
-                total += target[k] * (log_sum_exp - row[k])
+                total += weight * (target[k] * (log_sum_exp - row[k]))
                 target_sum += target[k]
             if write_gradient:
                 for k in range(n_out):
-                    row[k] = (exp(row[k] - log_sum_exp) * target_sum - target[k]) / total_rows
+                    row[k] = weight * (exp(row[k] - log_sum_exp) * target_sum - target[k]) / <floating>normalizer
+    elif arch.loss == POISSON:
+        for i in range(rows):
+            if weights != NULL:
+                weight = weights[i]
+            for k in range(i * n_out, (i + 1) * n_out):
+                mean = exp(out[k])
+                total += weight * (mean - y[k] * out[k] + (y[k] * log(y[k]) if y[k] > 0 else 0) - y[k])
+                if write_gradient:
+                    out[k] = weight * (mean - y[k]) / <floating>normalizer
     else:
-        for i in range(size):
-            decay = exp(-fabs(out[i]))
-            total += (out[i] if out[i] > 0 else 0) - out[i] * y[i] + log1p(decay)
-            if write_gradient:
-                out[i] = (sigmoid(out[i]) - y[i]) / total_size
+        for i in range(rows):
+            if weights != NULL:
+                weight = weights[i]
+            for k in range(i * n_out, (i + 1) * n_out):
+                decay = exp(-fabs(out[k]))
+                total += weight * ((out[k] if out[k] > 0 else 0) - out[k] * y[k] + log1p(decay))
+                if write_gradient:
+                    out[k] = weight * (sigmoid(out[k]) - y[k]) / <floating>elements
     return total
 
 
-cdef double mean_loss(const Architecture* arch, floating total, Py_ssize_t rows) noexcept nogil:
-    """The loss of ``rows`` rows from ``loss_sum``'s total over them, rounded to the
-    net's dtype first as the reference does (a float32 sum beyond float32's
-    range is infinite, and then so is its mean)."""
+cdef double mean_loss(const Architecture* arch, floating total, double normalizer) noexcept nogil:
+    """The loss of rows whose ``total_weight`` is ``normalizer`` from ``loss_sum``'s
+    total over them, rounded to the net's dtype first as the reference does
+    (a float32 sum beyond float32's range is infinite, and then so is its mean)."""
     if arch.loss == SSE:
         return total
-    return total / rows if arch.loss == CROSS_ENTROPY else total / (rows * arch.sizes[arch.n_layers])
+    if arch.loss == CROSS_ENTROPY or arch.loss == POISSON:
+        return total / <floating>normalizer
+    return total / <floating>(normalizer * arch.sizes[arch.n_layers])
 
 
 cdef double loss_and_output_gradient(const Architecture* arch, floating* out, const floating* y,
-                                     Py_ssize_t rows, bint write_gradient) noexcept nogil:
-    """Return the loss of the outputs ``out`` (rows, sizes[-1]) against ``y``; with
-    ``write_gradient``, overwrite ``out`` by the loss's gradient with respect to it."""
-    return mean_loss(arch, <floating>loss_sum(arch, out, y, rows, rows, write_gradient, 0), rows)
+                                     const floating* weights, Py_ssize_t rows,
+                                     bint write_gradient) noexcept nogil:
+    """Return the loss of the outputs ``out`` (rows, sizes[-1]) against ``y``, rows
+    weighted by ``weights`` (NULL: unweighted); with ``write_gradient``,
+    overwrite ``out`` by the loss's gradient with respect to it."""
+    cdef double normalizer = total_weight(weights, rows)
+    return mean_loss(arch, <floating>loss_sum(arch, out, y, weights, rows, normalizer,
+                                              write_gradient, 0), normalizer)
 
 
 cdef double accuracy(const Architecture* arch, const floating* out, const floating* y,

@@ -32,7 +32,7 @@ from cython cimport floating
 from nnfast._arrays cimport all_finite, vector_data
 from nnfast._dense cimport (CROSS_ENTROPY, BINARY_CROSS_ENTROPY, Architecture, Workspace,
                             backward_pass, carve_workspace, forward_pass, loss_sum, mean_loss,
-                            read_architecture)
+                            read_architecture, total_weight)
 from nnfast._fit cimport optimizer_step
 from nnfast._lock cimport NetLock, PyThread_get_thread_ident
 from nnfast._optim cimport SGD, Hyperparameters
@@ -97,6 +97,14 @@ cdef inline bint all_probabilities(const floating* values, Py_ssize_t size) noex
     return bad == 0
 
 
+cdef inline const floating* row_weights(object weights, floating* kind, Py_ssize_t rows) except? NULL:
+    """The data of validated sample ``weights`` (one per row, of the net's dtype), or
+    NULL for None."""
+    if weights is None:
+        return NULL
+    return vector_data(<cnp.ndarray?>weights, kind, rows, False)
+
+
 # -- row blocks ---------------------------------------------------------------
 
 
@@ -118,10 +126,11 @@ cdef void predict_rows(const Architecture* arch, const floating* params, const f
 
 
 cdef double gradient_rows(const Architecture* arch, const floating* params, const floating* x,
-                          const floating* y, Py_ssize_t rows, Py_ssize_t block_rows,
-                          const Workspace* ws, floating* scratch, floating* grad,
-                          SignalPoll* poll) noexcept nogil:
-    """Return the loss on ``(x, y)``, computed ``block_rows`` rows at a time (at most
+                          const floating* y, const floating* weights, Py_ssize_t rows,
+                          Py_ssize_t block_rows, const Workspace* ws, floating* scratch,
+                          floating* grad, SignalPoll* poll) noexcept nogil:
+    """Return the loss on ``(x, y)`` with rows weighted by ``weights`` (NULL:
+    unweighted), computed ``block_rows`` rows at a time (at most
     ``ws.capacity``), and unless ``grad`` is NULL write its gradient there.
 
     The loss is summed across blocks in the order of one pass over all rows,
@@ -133,19 +142,21 @@ cdef double gradient_rows(const Architecture* arch, const floating* params, cons
     cdef Py_ssize_t start = 0, block
     cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
     cdef bint gradients = grad != NULL
-    cdef double total = 0
+    cdef double total = 0, normalizer = total_weight(weights, rows)
     while start < rows:
         block = min(block_rows, rows - start)
         forward_pass(arch, params, x + start * n_in, block, ws.capacity,
                      scratch + ws.deriv if gradients else NULL, scratch + ws.act, scratch + ws.out)
-        total = loss_sum(arch, scratch + ws.out, y + start * n_out, block, rows, gradients, total)
+        total = loss_sum(arch, scratch + ws.out, y + start * n_out,
+                         weights + start if weights != NULL else NULL, block, normalizer, gradients,
+                         total)
         if gradients:
             backward_pass(arch, params, x + start * n_in, block, ws.capacity, scratch + ws.deriv,
                           scratch + ws.act, scratch + ws.out, grad, start > 0)
         start += block
         if start < rows and interrupted(poll):
             return 0
-    return mean_loss(arch, <floating>total, rows)
+    return mean_loss(arch, <floating>total, normalizer)
 
 
 @cython.final  # cpdef methods called from here skip the check for a Python override
@@ -310,26 +321,30 @@ cdef class FastPath:
                          <floating*>cnp.PyArray_DATA(act), <floating*>cnp.PyArray_DATA(out))
             self.lock.release_read()
 
-    def loss(self, cnp.ndarray x, cnp.ndarray y):
-        """The loss on validated ``(x, y)``, ``y`` shaped (rows, sizes[-1])."""
-        return self.evaluate(x, y, None)
+    def loss(self, cnp.ndarray x, cnp.ndarray y, object weights=None):
+        """The loss on validated ``(x, y)``, ``y`` shaped (rows, sizes[-1]), with rows
+        weighted by the validated ``weights`` (None: unweighted)."""
+        return self.evaluate(x, y, weights, None)
 
-    def gradients(self, cnp.ndarray x, cnp.ndarray y):
-        """The gradient of the loss on validated ``(x, y)`` as a new flat vector, laid out as the parameters."""
+    def gradients(self, cnp.ndarray x, cnp.ndarray y, object weights=None):
+        """The gradient of the loss on validated ``(x, y)`` (and ``weights``, as for
+        ``loss``) as a new flat vector, laid out as the parameters."""
         cdef cnp.npy_intp length = self.arch.n_params
         cdef cnp.ndarray grad = cnp.PyArray_EMPTY(1, &length, self.typenum, 0)
-        self.evaluate(x, y, grad)
+        self.evaluate(x, y, weights, grad)
         return grad
 
-    cdef double evaluate(self, cnp.ndarray x, cnp.ndarray y, object grad) except? -1:
+    cdef double evaluate(self, cnp.ndarray x, cnp.ndarray y, object weights,
+                         object grad) except? -1:
         """The loss, and unless ``grad`` is None its gradient written into ``grad``."""
         if self.typenum == cnp.NPY_FLOAT:
-            return self.evaluate_typed(<float*>NULL, x, y, grad)
-        return self.evaluate_typed(<double*>NULL, x, y, grad)
+            return self.evaluate_typed(<float*>NULL, x, y, weights, grad)
+        return self.evaluate_typed(<double*>NULL, x, y, weights, grad)
 
     cdef double evaluate_typed(self, floating* kind, cnp.ndarray x, cnp.ndarray y,
-                               object grad) except? -1:
+                               object weights, object grad) except? -1:
         cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
+        cdef const floating* weight_data = row_weights(weights, kind, rows)
         cdef cnp.ndarray scratch = self.take_scratch(min(rows, self.block_rows), False)
         cdef Workspace ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), False)
         cdef floating* grad_data = NULL if grad is None else <floating*>cnp.PyArray_DATA(<cnp.ndarray>grad)
@@ -342,8 +357,9 @@ cdef class FastPath:
         with nogil:
             value = gradient_rows(&self.arch, <const floating*>cnp.PyArray_DATA(self.params),
                                   <const floating*>cnp.PyArray_DATA(x),
-                                  <const floating*>cnp.PyArray_DATA(y), rows, self.block_rows, &ws,
-                                  <floating*>cnp.PyArray_DATA(scratch), grad_data, &poll)
+                                  <const floating*>cnp.PyArray_DATA(y), weight_data, rows,
+                                  self.block_rows, &ws, <floating*>cnp.PyArray_DATA(scratch),
+                                  grad_data, &poll)
             self.lock.release_read()
         self.give_back(scratch)
         if poll.raised:
@@ -398,28 +414,35 @@ cdef class FastPath:
                 or self.workspace_length(rows, True) > self.keep_length):
             return None
         if self.typenum == cnp.NPY_FLOAT:
-            status = self.step_typed(<float*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, rows, rate, &loss, True)
+            status = self.step_typed(<float*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, NULL, rows, rate,
+                                     &loss, True)
         else:
-            status = self.step_typed(<double*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, rows, rate, &loss, True)
+            status = self.step_typed(<double*>NULL, <cnp.ndarray>x, <cnp.ndarray>y, NULL, rows, rate,
+                                     &loss, True)
         return loss if status == STEP_OK else None
 
-    def train_step_checked(self, cnp.ndarray x, cnp.ndarray y, double lr):
-        """One plain SGD step on validated ``(x, y)``, ``y`` shaped (rows, sizes[-1]);
-        return ``(loss before the step, status)``. Unless the status is
-        STEP_OK, nothing was applied."""
+    def train_step_checked(self, cnp.ndarray x, cnp.ndarray y, double lr, object weights=None):
+        """One plain SGD step on validated ``(x, y)``, ``y`` shaped (rows, sizes[-1]),
+        rows weighted by the validated ``weights`` (None: unweighted); return
+        ``(loss before the step, status)``. Unless the status is STEP_OK,
+        nothing was applied."""
         cdef double loss
         cdef int status
         cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
         if self.typenum == cnp.NPY_FLOAT:
-            status = self.step_typed(<float*>NULL, x, y, rows, lr, &loss, False)
+            status = self.step_typed(<float*>NULL, x, y, row_weights(weights, <float*>NULL, rows),
+                                     rows, lr, &loss, False)
         else:
-            status = self.step_typed(<double*>NULL, x, y, rows, lr, &loss, False)
+            status = self.step_typed(<double*>NULL, x, y, row_weights(weights, <double*>NULL, rows),
+                                     rows, lr, &loss, False)
         return loss, status
 
-    cdef int step_typed(self, floating* kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows,
-                        double lr, double* loss, bint check) except -2:
+    cdef int step_typed(self, floating* kind, cnp.ndarray x, cnp.ndarray y,
+                        const floating* weights, Py_ssize_t rows, double lr, double* loss,
+                        bint check) except -2:
         """Take the step; return its status, or NOT_TRUSTED if ``check`` finds the data
-        need validation."""
+        need validation. ``weights``: NULL, or one per row (which ``check`` does
+        not cover: weighted steps come validated)."""
         cdef const floating* inputs = <const floating*>cnp.PyArray_DATA(x)
         cdef const floating* targets = <const floating*>cnp.PyArray_DATA(y)
         cdef floating* params = <floating*>cnp.PyArray_DATA(self.params)
@@ -438,13 +461,13 @@ cdef class FastPath:
             # Mostly the lock is free: take it here, in the one release of the GIL.
             writing = trusted and self.lock.try_write(thread)
             if writing:
-                status = optimizer_step(&self.arch, params, inputs, targets, rows, &ws, scratch_data,
+                status = optimizer_step(&self.arch, params, inputs, targets, weights, rows, &ws, scratch_data,
                                         &hyper, 1, lr, NULL, NULL, loss)
                 self.lock.release_write()
         if trusted and not writing:
             self.lock.write()  # waits for readers and other writers without the GIL
             with nogil:
-                status = optimizer_step(&self.arch, params, inputs, targets, rows, &ws, scratch_data,
+                status = optimizer_step(&self.arch, params, inputs, targets, weights, rows, &ws, scratch_data,
                                         &hyper, 1, lr, NULL, NULL, loss)
                 self.lock.release_write()
         self.give_back(scratch)

@@ -17,14 +17,15 @@ from nnfast._status cimport LOSS_NOT_FINITE, STEP_OK, UPDATE_NOT_FINITE
 cnp.import_array()
 
 cdef int optimizer_step(const Architecture* arch, floating* params, const floating* x,
-                        const floating* y, Py_ssize_t rows, const Workspace* ws,
-                        floating* scratch, const Hyperparameters* hyper, long long step,
-                        double lr, floating* first, floating* second,
+                        const floating* y, const floating* weights, Py_ssize_t rows,
+                        const Workspace* ws, floating* scratch, const Hyperparameters* hyper,
+                        long long step, double lr, floating* first, floating* second,
                         double* loss) noexcept nogil:
-    """One optimizer step on ``rows`` samples; store the loss before it in ``loss[0]``."""
+    """One optimizer step on ``rows`` samples, weighted by ``weights`` (NULL:
+    unweighted); store the loss before it in ``loss[0]``."""
     forward_pass(arch, params, x, rows, ws.capacity, scratch + ws.deriv, scratch + ws.act,
                  scratch + ws.out)
-    loss[0] = loss_and_output_gradient(arch, scratch + ws.out, y, rows, True)
+    loss[0] = loss_and_output_gradient(arch, scratch + ws.out, y, weights, rows, True)
     if loss[0] - loss[0] != 0:
         return LOSS_NOT_FINITE
     if rows == 1 and is_plain_sgd(hyper):
@@ -51,7 +52,8 @@ cdef inline void gather_rows(const floating* source, const Py_ssize_t* rows, Py_
 cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negative_slope,
                       cnp.ndarray params, cnp.ndarray x, cnp.ndarray y, object x_val,
                       object y_val, cnp.ndarray workspace, cnp.ndarray x_batch,
-                      cnp.ndarray y_batch, object run, Py_ssize_t stop, NetLock lock):
+                      cnp.ndarray y_batch, cnp.ndarray w_batch, object run, Py_ssize_t stop,
+                      NetLock lock):
     cdef Architecture arch = read_architecture(table, loss, negative_slope)
     cdef Py_ssize_t n_samples = cnp.PyArray_DIM(x, 0)
     cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
@@ -76,6 +78,11 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
     cdef floating* scratch = vector_data(workspace, kind, 0, True)
     cdef floating* x_gathered = vector_data(x_batch, kind, n_in * batch_size if shuffle else 0, True)
     cdef floating* y_gathered = vector_data(y_batch, kind, n_out * batch_size if shuffle else 0, True)
+    cdef bint weighted = run.sample_weight is not None
+    cdef const floating* sample_weights = (
+        vector_data(<cnp.ndarray?>run.sample_weight, kind, n_samples, False) if weighted else NULL)
+    cdef floating* w_gathered = vector_data(w_batch, kind, batch_size if shuffle and weighted else 0, True)
+    cdef const floating* w_rows = NULL
     cdef Py_ssize_t* order = index_data(<cnp.ndarray?>run.order, n_samples)
     cdef cnp.ndarray state_array = run.shuffle_state, steps_array = run.optimizer_steps
     if (cnp.PyArray_TYPE(state_array) != cnp.NPY_UINT64 or cnp.PyArray_SIZE(state_array) != 1
@@ -130,10 +137,15 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
                     gather_rows(targets, order + start, rows, n_out, y_gathered)
                     x_rows = x_gathered
                     y_rows = y_gathered
+                    if weighted:
+                        gather_rows(sample_weights, order + start, rows, 1, w_gathered)
+                        w_rows = w_gathered
                 else:
                     x_rows = inputs + start * n_in
                     y_rows = targets + start * n_out
-                status = optimizer_step(&arch, p, x_rows, y_rows, rows, &ws, scratch, &hyper,
+                    if weighted:
+                        w_rows = sample_weights + start
+                status = optimizer_step(&arch, p, x_rows, y_rows, w_rows, rows, &ws, scratch, &hyper,
                                         optimizer_steps[0] + 1, learning_rates[epoch], first,
                                         second, &step_loss[step])
                 step += 1
@@ -155,7 +167,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
                 forward_pass(&arch, p, val_inputs, n_val, ws.capacity, <floating*>NULL,
                              scratch + ws.act, scratch + ws.out)
                 val_loss[epoch] = loss_and_output_gradient(&arch, scratch + ws.out, val_targets,
-                                                           n_val, False)
+                                                           <floating*>NULL, n_val, False)
                 if classification:
                     val_accuracy[epoch] = accuracy(&arch, scratch + ws.out, val_targets, n_val)
             epoch += 1
@@ -186,8 +198,8 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
 
 def run_epochs(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
                cnp.ndarray x, cnp.ndarray y, object x_val, object y_val, cnp.ndarray workspace,
-               cnp.ndarray x_batch, cnp.ndarray y_batch, object run, Py_ssize_t stop,
-               NetLock lock not None):
+               cnp.ndarray x_batch, cnp.ndarray y_batch, cnp.ndarray w_batch, object run,
+               Py_ssize_t stop, NetLock lock not None):
     """Run epochs ``run.epoch .. stop - 1`` of a training run without the GIL.
 
     Every epoch reshuffles (if ``run.shuffle``), takes one optimizer step per
@@ -203,11 +215,13 @@ def run_epochs(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray p
         Validation data, shaped like ``x`` and ``y``.
     workspace : ndarray
         Scratch for ``max(batch_size, n_val)`` rows.
-    x_batch, y_batch : ndarray, shapes (batch_size, sizes[0]) and (batch_size, sizes[-1])
-        Scratch for the gathered rows of a shuffled batch (unused, and may
-        be smaller, without shuffling).
+    x_batch, y_batch, w_batch : ndarray, shapes (batch_size, sizes[0]), (batch_size, sizes[-1])
+            and (batch_size,)
+        Scratch for the gathered rows (and sample weights) of a shuffled
+        batch (unused, and may be smaller, without shuffling or weights).
     run : nnfast._training.TrainingRun
-        Its arrays (order, shuffle state, learning rates, optimizer state and
+        Its ``sample_weight`` (None, or one per row of ``x``) weighs the
+        batches. Its arrays (order, shuffle state, learning rates, optimizer state and
         step count, loss records, early-stopping progress, best parameters)
         are updated in place, then its counters: ``epoch``, ``steps``,
         ``status`` (STEP_OK, or how the last step failed; that step was not
@@ -222,7 +236,7 @@ def run_epochs(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray p
     """
     if is_float32(params):
         run_epochs_typed(<float*>NULL, table, loss, negative_slope, params, x, y, x_val, y_val,
-                         workspace, x_batch, y_batch, run, stop, lock)
+                         workspace, x_batch, y_batch, w_batch, run, stop, lock)
     else:
         run_epochs_typed(<double*>NULL, table, loss, negative_slope, params, x, y, x_val, y_val,
-                         workspace, x_batch, y_batch, run, stop, lock)
+                         workspace, x_batch, y_batch, w_batch, run, stop, lock)
