@@ -30,6 +30,7 @@ from nnfast._layout import ParameterLayout, initialize
 from nnfast._training import TrainingRun
 from nnfast._validation import (
     ACTIVATIONS,
+    BINARY_LOSSES,
     CLASSIFICATION_LOSSES,
     INITS,
     LOSSES,
@@ -41,6 +42,7 @@ from nnfast._validation import (
     check_layers,
     check_learning_rate,
     check_number,
+    check_order,
     check_parameter_list,
     check_per_layer,
     check_sample_weight,
@@ -80,8 +82,14 @@ class BaseNet:
         as ``torch.nn.CrossEntropyLoss``. ``"binary_cross_entropy"``:
         a sigmoid per output and the binary cross-entropy against targets
         in [0, 1], averaged over all elements, as
-        ``torch.nn.BCEWithLogitsLoss``. Both are computed stably from the
-        outputs (logits). ``"poisson"``: the outputs are the logs of
+        ``torch.nn.BCEWithLogitsLoss``. ``"binary_log_loss"``: the same
+        summed over the outputs and averaged over samples (scikit-learn's
+        loss for binary and multilabel ``MLPClassifier``). All three are
+        computed stably from the outputs (logits). ``"squared_error"``:
+        half the squared error summed over the outputs, averaged over
+        samples; its gradient is ``(y_pred - y) / n_samples`` (the gradient
+        of scikit-learn's ``MLPRegressor``, whose reported loss divides by
+        the number of outputs too). ``"poisson"``: the outputs are the logs of
         predicted means (``np.exp(net.predict(x))`` is the mean), and the
         loss is half the Poisson deviance against counts or rates ``y >=
         0``, ``exp(z) - y z + y log y - y`` summed over the outputs and
@@ -95,6 +103,13 @@ class BaseNet:
         ``"mse"`` and ``"binary_cross_entropy"``, times the number of
         outputs). A batch whose weights are all zero has loss 0 and
         gradient 0. Weights of one give exactly the unweighted results.
+    l2 : float, default 0
+        L2 penalty on the weights (not the biases), scikit-learn's
+        ``alpha``: every batch's loss gains ``0.5 * l2 * sum(W**2) / n``
+        and so every weight gradient ``l2 * W / n``, where ``n`` is the
+        batch's row count, or the sum of its sample weights (1 if they are
+        all zero). ``loss``, ``gradients`` and the training losses include
+        it; the validation losses of ``fit`` do not. >= 0.
     init : str, default "auto"
         Weight initialization: ``"he_normal"``, ``"he_uniform"``,
         ``"glorot_normal"``, ``"glorot_uniform"``, ``"normal"`` (standard
@@ -110,7 +125,7 @@ class BaseNet:
     """
 
     def __init__(self, layers, *, activation="relu", negative_slope=0.01, bias=True, loss="sse",
-                 init="auto", init_std=0.01, dtype=np.float64, seed=None):
+                 l2=0.0, init="auto", init_std=0.01, dtype=np.float64, seed=None):
         self._layers = check_layers(layers)
         n_layers = len(self._layers) - 1
         self._activations = check_per_layer(
@@ -119,6 +134,7 @@ class BaseNet:
         self._negative_slope = check_number("negative_slope", negative_slope, 0.0)
         self._bias = check_per_layer("bias", bias, n_layers, check_bool)
         self._loss_name = check_choice("loss", loss, LOSSES)
+        self._l2 = check_number("l2", l2, 0.0)
         if loss == "cross_entropy" and self._layers[-1] < 2:
             raise ValueError(f"loss='cross_entropy' needs at least 2 outputs, got layers {list(self._layers)}")
         self._init = check_choice("init", init, INITS)
@@ -206,6 +222,11 @@ class BaseNet:
         return list(self._bias)
 
     @property
+    def l2(self):
+        """float: the L2 penalty on the weights (see the class docstring)."""
+        return self._l2
+
+    @property
     def loss_name(self):
         """str: the training loss."""
         return self._loss_name
@@ -216,7 +237,8 @@ class BaseNet:
         return (
             f"{type(self).__module__}.{type(self).__name__}({list(self._layers)}, "
             f"activation={activation!r}, bias={bias}, loss={self._loss_name!r}, "
-            f"dtype={self._dtype.name!r})"
+            + (f"l2={self._l2!r}, " if self._l2 else "")
+            + f"dtype={self._dtype.name!r})"
         )
 
     # -- parameters --------------------------------------------------------
@@ -304,7 +326,7 @@ class BaseNet:
 
     def predict_proba(self, x):
         """Return class probabilities: the softmax of the outputs for
-        ``"cross_entropy"``, the sigmoid of each output for ``"binary_cross_entropy"``.
+        ``"cross_entropy"``, the sigmoid of each output for the binary losses.
 
         Returns
         -------
@@ -314,7 +336,7 @@ class BaseNet:
         if self._loss_name == "cross_entropy":
             shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
             return shifted / shifted.sum(axis=1, keepdims=True)
-        if self._loss_name == "binary_cross_entropy":
+        if self._loss_name in BINARY_LOSSES:
             # The sigmoid, without overflow and to full relative precision for z << 0.
             decay = np.exp(-np.abs(logits))
             return np.where(logits >= 0, 1 / (1 + decay), decay / (1 + decay))
@@ -322,14 +344,14 @@ class BaseNet:
 
     def predict_classes(self, x):
         """Return predicted classes: the most probable class ``(n,)`` for
-        ``"cross_entropy"``; for ``"binary_cross_entropy"``, 1 where an
+        ``"cross_entropy"``; for the binary losses, 1 where an
         output's probability is >= 0.5, else 0, shaped ``(n,)`` for one
         output and ``(n, k)`` for several.
         """
         logits = self.predict(x)
         if self._loss_name == "cross_entropy":
             return logits.argmax(axis=1)
-        if self._loss_name == "binary_cross_entropy":
+        if self._loss_name in BINARY_LOSSES:
             classes = (logits >= 0).astype(np.intp)
             return classes[:, 0] if classes.shape[1] == 1 else classes
         raise ValueError(f"predict_classes needs a cross-entropy loss, but the net's loss is {self._loss_name!r}")
@@ -459,7 +481,7 @@ class BaseNet:
     def fit(self, x, y, *, epochs, lr=None, optimizer=None, schedule=None, batch_size=None,
             shuffle=True, seed=None, validation_data=None, validation_fraction=None,
             early_stopping=False, patience=10, min_delta=0.0, verbose=False, callback=None,
-            sample_weight=None):
+            sample_weight=None, order=None):
         """Train the net and return the record of every step and epoch.
 
         Each epoch splits the samples into consecutive batches of
@@ -520,6 +542,13 @@ class BaseNet:
             samples; validation losses are unweighted. The epoch loss is the
             mean of the batch losses weighted by their row counts, as
             without weights.
+        order : array_like of int, shape (n_samples,), optional
+            A permutation of ``range(n_samples)``: every epoch visits the
+            samples in this order, instead of shuffling (``shuffle`` and
+            ``seed`` then do not apply to batches). For orders of one's own
+            per epoch, call ``fit(epochs=1, order=...)`` for each; the
+            optimizer keeps its state. Not with ``validation_fraction``,
+            whose split would leave ``order`` naming rows that are gone.
 
         Returns
         -------
@@ -557,6 +586,9 @@ class BaseNet:
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be an nnfast.schedules schedule, got {schedule!r}")
         seed = check_seed(seed)
+        if order is not None and validation_fraction is not None:
+            raise ValueError("give order or validation_fraction, not both: order names rows of x, "
+                             "and the split takes some away (pass validation_data instead)")
         x, y, weights, x_val, y_val = self._validation_split(x, y, weights, validation_data,
                                                              validation_fraction, seed)
         if weights is not None and not weights.any():
@@ -574,6 +606,9 @@ class BaseNet:
             batch_size = n_samples
         batch_size = min(check_int("batch_size", batch_size, 1), n_samples)
         shuffle = check_bool("shuffle", shuffle) and batch_size < n_samples
+        if order is not None:
+            order = check_order(order, n_samples)
+            shuffle = False
         state = _random.shuffle_state(seed) if shuffle else 0
         self._check_fit_memory(n_samples, epochs, batch_size, optimizer, x, y, x_val, early_stopping)
         with self._owning():
@@ -582,7 +617,7 @@ class BaseNet:
             run = TrainingRun(
                 n_samples, self.n_params, self._dtype, epochs, batch_size, shuffle, state, optimizer,
                 schedule.learning_rates(optimizer.lr, epochs), x_val is not None, early_stopping,
-                patience, min_delta, weights,
+                patience, min_delta, weights, order,
             )
             return self._train(run, x, y, x_val, y_val, verbose, callback)
 

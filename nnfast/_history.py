@@ -20,9 +20,9 @@ class History:
     val_loss : ndarray of float64, shape (epochs,), or None
         The loss on the validation data after each epoch, when there is any.
     val_accuracy : ndarray of float64, shape (epochs,), or None
-        The fraction of validation samples (for ``"binary_cross_entropy"``,
-        of outputs) classified right after each epoch, for the
-        cross-entropy losses.
+        The fraction of validation samples (for the binary losses, of
+        outputs) classified right after each epoch, for the
+        classification losses.
     epochs : int
         The number of epochs run.
     steps_per_epoch : int

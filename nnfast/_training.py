@@ -20,8 +20,12 @@ class TrainingRun:
     ----------
     batch_size, steps_per_epoch, epochs : int
     shuffle : bool
+    gather : bool
+        Whether batches take their rows in ``order`` (shuffled, or given);
+        else in the order of the data.
     order : ndarray of intp, shape (n_samples,)
-        The current sample order, reshuffled in place each epoch.
+        The current sample order: reshuffled in place each epoch, or the
+        order given to ``fit``.
     shuffle_state : ndarray of uint64, shape (1,)
         The SplitMix64 state.
     optimizer : nnfast.optimizers.Optimizer
@@ -51,12 +55,13 @@ class TrainingRun:
 
     def __init__(self, n_samples, n_params, dtype, epochs, batch_size, shuffle, shuffle_state,
                  optimizer, learning_rates, has_validation, early_stopping, patience, min_delta,
-                 sample_weight=None):
+                 sample_weight=None, order=None):
         self.epochs = epochs
         self.batch_size = batch_size
         self.steps_per_epoch = -(-n_samples // batch_size)
         self.shuffle = shuffle
-        self.order = np.arange(n_samples, dtype=np.intp)
+        self.gather = shuffle or order is not None
+        self.order = np.arange(n_samples, dtype=np.intp) if order is None else order
         self.shuffle_state = np.array([shuffle_state], dtype=np.uint64)
         self.optimizer = optimizer
         self.optimizer_steps = optimizer._step_counter

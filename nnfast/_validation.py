@@ -17,9 +17,12 @@ from nnfast._kernels import checks
 MAX_DIMENSION = 2**31 - 1
 
 # The position of a name is its code in the kernels (src/nnfast/_dense.pxd).
-LOSSES = ("sse", "mse", "cross_entropy", "binary_cross_entropy", "poisson")
+LOSSES = ("sse", "mse", "cross_entropy", "binary_cross_entropy", "poisson", "squared_error",
+          "binary_log_loss")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity")
-CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
+CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy", "binary_log_loss")
+# The losses of a sigmoid per output.
+BINARY_LOSSES = ("binary_cross_entropy", "binary_log_loss")
 INITS = ("auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "normal")
 
 
@@ -380,9 +383,35 @@ def check_targets(y, n_samples, n_out, dtype, loss="sse", name="y", x_name="x"):
     if loss in CLASSIFICATION_LOSSES and ((y < 0) | (y > 1)).any():
         bad = y[(y < 0) | (y > 1)][0]
         raise ValueError(f"{name} must hold probabilities in [0, 1] for loss={loss!r}, got {bad}")
-    if loss == "poisson" and (y < 0).any():
-        raise ValueError(f"{name} must hold counts or rates >= 0 for loss='poisson', got {y[y < 0][0]}")
+    if loss == "poisson":
+        # On the values given: a tiny negative target rounds to -0.0 in float32.
+        negative = np.asarray(real < 0).reshape(y.shape)
+        if negative.any():
+            raise ValueError(f"{name} must hold counts or rates >= 0 for loss='poisson', "
+                             f"got {np.asarray(real).reshape(y.shape)[negative][0]!s}")
     return y
+
+
+def check_order(order, n_samples):
+    """Return ``order`` as a new intp array: a permutation of ``range(n_samples)``."""
+    real = as_real_array("order", order, np.dtype(np.intp))
+    if real.dtype.kind not in "iu":
+        raise TypeError(f"order must hold integers, got an array of dtype {real.dtype}")
+    if real.shape != (n_samples,):
+        raise ValueError(f"order must have shape ({n_samples},), got shape {real.shape}")
+    in_range = (real >= 0) & (real < n_samples)
+    if not in_range.all():
+        position = int(np.argmin(in_range))
+        raise ValueError(f"order must hold row indices in [0, {n_samples}), got {real[position]} "
+                         f"at index {position}")
+    # A private copy: the compiled loop reads it while the caller's array could change.
+    order = np.array(real, dtype=np.intp, order="C")
+    seen = np.zeros(n_samples, dtype=np.bool_)
+    seen[order] = True
+    if not seen.all():
+        raise ValueError(f"order must be a permutation of range({n_samples}): row {int(np.argmin(seen))} "
+                         "is missing (and another repeated)")
+    return order
 
 
 def check_sample_weight(sample_weight, n_samples, dtype, x_name="x"):
@@ -400,8 +429,10 @@ def check_sample_weight(sample_weight, n_samples, dtype, x_name="x"):
                          f"got shape {real.shape}")
     weights = sample_weight if plain else cast(real, dtype)
     check_finite(name, weights, real)
-    if (weights < 0).any():
-        position = int(np.argmax(weights < 0))
+    # On the values given: a tiny negative weight rounds to -0.0 in float32.
+    negative = real < 0
+    if negative.any():
+        position = int(np.argmax(negative))
         raise ValueError(f"{name} must be >= 0, got {real[position]!s} at index {position}")
     return weights
 

@@ -23,7 +23,7 @@ class Net(BaseNet):
         these layers) and its compiled core, with the net's lock, to this net."""
         self._kernels = _kernels.for_layers(self._layers) if kernels is None else kernels
         self._fast = self._kernels.fastpath.FastPath(self._layout.table, self._loss_code(),
-                                                     self._negative_slope, self._params)
+                                                     self._negative_slope, self._l2, self._params)
 
     _RUNTIME = ("_kernels", "_fast")
 
@@ -93,14 +93,14 @@ class Net(BaseNet):
 
     def _run_epochs(self, x, y, x_val, y_val, run, stop):
         rows = max(run.batch_size, 0 if x_val is None else x_val.shape[0])
-        # Rows of a shuffled batch are gathered here; unshuffled batches are read in place.
-        batch_rows = run.batch_size if run.shuffle else 1
+        # Rows of a batch in run.order are gathered here; batches in data order are read in place.
+        batch_rows = run.batch_size if run.gather else 1
         x_batch = np.empty((batch_rows, x.shape[1]), dtype=self._dtype)
         y_batch = np.empty((batch_rows, y.shape[1]), dtype=self._dtype)
         w_batch = np.empty(batch_rows if run.sample_weight is not None else 1, dtype=self._dtype)
         workspace = self._fast.take_scratch(rows, True)
         self._kernels.fit.run_epochs(
-            self._layout.table, self._loss_code(), self._negative_slope, self._params, x, y,
+            self._layout.table, self._loss_code(), self._negative_slope, self._l2, self._params, x, y,
             x_val, y_val, workspace, x_batch, y_batch, w_batch, run, stop, self._fast.lock,
         )
         self._fast.give_back(workspace)

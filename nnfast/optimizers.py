@@ -1,4 +1,5 @@
-"""Optimizers: ``SGD``, ``Adam`` and ``AdamW``, with the update rules of ``torch.optim``.
+"""Optimizers: ``SGD``, ``Adam`` and ``AdamW``, with the update rules of ``torch.optim``
+(or, with ``style="sklearn"``, those of scikit-learn's MLP solvers).
 
 An optimizer is a small object holding its hyper-parameters and, once it
 has been used, its state (a step count and moment buffers shaped like the
@@ -12,12 +13,19 @@ NumPy and the compiled loop identically.
 """
 import numpy as np
 
-from nnfast._validation import check_in_interval
+from nnfast._validation import check_choice, check_in_interval
 
 __all__ = ["SGD", "Adam", "AdamW"]
 
 # Codes the compiled kernels read; src/nnfast/_optim.pyx holds the same.
 SGD_CODE, ADAM_CODE, ADAMW_CODE = 0, 1, 2
+# The update rules SGD and Adam can follow, by their code in hyperparameters().
+STYLES = ("torch", "sklearn")
+
+
+def check_style(style):
+    """``style`` if it names an update rule: "torch" or "sklearn"."""
+    return check_choice("style", style, STYLES)
 
 
 class Optimizer:
@@ -26,7 +34,8 @@ class Optimizer:
     Attributes
     ----------
     lr : float
-        The base learning rate (a schedule scales it per epoch).
+        The base learning rate (a schedule scales it per epoch), > 0. It
+        may be changed between training calls; the state is kept.
     weight_decay : float
     step_count : int
         Updates applied since creation or the last ``reset()``. A fit
@@ -43,6 +52,14 @@ class Optimizer:
         self.lr = check_in_interval("lr", lr, 0.0, low_open=True)
         self.weight_decay = check_in_interval("weight_decay", weight_decay, 0.0)
         self.reset()
+
+    @property
+    def lr(self):
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = check_in_interval("lr", value, 0.0, low_open=True)
 
     def reset(self):
         """Forget the state: the next update starts as the first one did."""
@@ -65,8 +82,13 @@ class Optimizer:
         self._step_counter = np.array([value], dtype=np.int64)
 
     def __setstate__(self, state):
-        # Pickles of earlier versions hold step_count as a plain attribute.
+        # Pickles of earlier versions hold step_count and lr as plain
+        # attributes, and no style (then torch's).
         step_count = state.pop("step_count", None)
+        if "lr" in state:
+            state["_lr"] = state.pop("lr")
+        if isinstance(self, (SGD, Adam)) and not isinstance(self, AdamW):
+            state.setdefault("style", "torch")
         self.__dict__.update(state)
         if step_count is not None:
             self.step_count = step_count
@@ -89,7 +111,7 @@ class Optimizer:
 
     def hyperparameters(self):
         """The hyper-parameters as the kernels read them: float64 [code, momentum,
-        nesterov, weight_decay, beta1, beta2, eps]."""
+        nesterov, weight_decay, beta1, beta2, eps, style code]."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -107,6 +129,17 @@ class SGD(Optimizer):
         g = g + momentum * b if nesterov else b
         p = p - lr * g
 
+    With ``style="sklearn"``, as scikit-learn's MLP solver ``"sgd"``, the
+    velocity ``v`` holds the learning rate::
+
+        g = g + weight_decay * p
+        v = momentum * v - lr * g         (v starts at 0)
+        p = p + (momentum * v - lr * g if nesterov else v)
+
+    With a constant learning rate both give the same steps up to rounding;
+    when the learning rate changes (a schedule, or ``lr`` set between
+    fits), the sklearn style applies the new rate to new gradients only.
+
     Parameters
     ----------
     lr : float
@@ -117,11 +150,14 @@ class SGD(Optimizer):
         Nesterov momentum; needs ``momentum > 0``.
     weight_decay : float, default 0
         L2 penalty added to the gradient, >= 0.
+    style : {"torch", "sklearn"}, default "torch"
+        The update rule, as above.
     """
 
     code = SGD_CODE
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, style="torch"):
+        self.style = check_style(style)
         self.momentum = check_in_interval("momentum", momentum, 0.0, 1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
@@ -135,10 +171,12 @@ class SGD(Optimizer):
         return 1 if self.momentum != 0 else 0
 
     def _fields(self):
-        return dict(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
+        return dict(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay,
+                    style=self.style)
 
     def hyperparameters(self):
-        return np.array([self.code, self.momentum, self.nesterov, self.weight_decay, 0, 0, 0], dtype=np.float64)
+        return np.array([self.code, self.momentum, self.nesterov, self.weight_decay, 0, 0, 0,
+                         STYLES.index(self.style)], dtype=np.float64)
 
 
 class Adam(Optimizer):
@@ -151,6 +189,12 @@ class Adam(Optimizer):
         v = beta2 * v + (1 - beta2) * g * g
         p = p - (lr / (1 - beta1**t)) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
+    With ``style="sklearn"``, as scikit-learn's MLP solver ``"adam"``, the
+    bias correction moves into the step size and ``eps`` is added to the
+    uncorrected ``sqrt(v)``::
+
+        p = p - (lr * sqrt(1 - beta2**t) / (1 - beta1**t)) * m / (sqrt(v) + eps)
+
     Parameters
     ----------
     lr : float, default 1e-3
@@ -159,11 +203,14 @@ class Adam(Optimizer):
     eps : float, default 1e-8
         > 0.
     weight_decay : float, default 0
+    style : {"torch", "sklearn"}, default "torch"
+        The update rule, as above.
     """
 
     code = ADAM_CODE
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, style="torch"):
+        self.style = check_style(style)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
         beta1, beta2 = (check_in_interval(f"betas[{i}]", b, 0.0, 1.0, high_open=True) for i, b in enumerate(betas))
@@ -174,11 +221,13 @@ class Adam(Optimizer):
     n_moments = 2
 
     def _fields(self):
-        return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+        return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
+                    style=self.style)
 
     def hyperparameters(self):
         beta1, beta2 = self.betas
-        return np.array([self.code, 0, 0, self.weight_decay, beta1, beta2, self.eps], dtype=np.float64)
+        return np.array([self.code, 0, 0, self.weight_decay, beta1, beta2, self.eps, STYLES.index(self.style)],
+                        dtype=np.float64)
 
 
 class AdamW(Adam):
@@ -200,3 +249,8 @@ class AdamW(Adam):
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         super().__init__(lr, betas, eps, weight_decay)
+
+    def _fields(self):
+        fields = super()._fields()
+        del fields["style"]  # always torch's
+        return fields

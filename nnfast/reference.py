@@ -16,7 +16,8 @@ from scipy.special import xlogy
 from nnfast import _random
 from nnfast._base import BaseNet
 from nnfast._history import LOSS_NOT_FINITE, STEP_OK, UPDATE_NOT_FINITE
-from nnfast.optimizers import ADAM_CODE, ADAMW_CODE
+from nnfast._validation import CLASSIFICATION_LOSSES
+from nnfast.optimizers import ADAM_CODE, ADAMW_CODE, STYLES
 
 __all__ = ["Net"]
 
@@ -73,11 +74,13 @@ def loss_and_output_gradient(loss, y_pred, y, weights=None):
     n_samples, n_out = y_pred.shape
     weight = 1.0 if weights is None else weights[:, np.newaxis]
     normalizer = total_weight(weights, n_samples)
-    if loss in ("sse", "mse"):
+    if loss in ("sse", "mse", "squared_error"):
         diff = y_pred - y
         total = (weight * np.square(diff)).sum()
         if loss == "sse":
             return float(total), 2.0 * (weight * diff)
+        if loss == "squared_error":  # half the sum over outputs, averaged over samples
+            return float(total * 0.5 / normalizer), (1.0 / normalizer) * (weight * diff)
         return float(total / (normalizer * n_out)), (2.0 / (normalizer * n_out)) * (weight * diff)
     if loss == "cross_entropy":
         # log softmax through the log-sum-exp, shifted by the row maximum.
@@ -92,14 +95,16 @@ def loss_and_output_gradient(loss, y_pred, y, weights=None):
         mean = np.exp(y_pred)
         total = (weight * (mean - y * y_pred + xlogy(y, y) - y)).sum()
         return float(total / normalizer), weight * (mean - y) / normalizer
-    # binary_cross_entropy: max(z, 0) - z*t + log(1 + exp(-|z|)), as BCEWithLogitsLoss.
+    # binary_cross_entropy: max(z, 0) - z*t + log(1 + exp(-|z|)), as BCEWithLogitsLoss,
+    # averaged over the elements; binary_log_loss: summed over the outputs instead.
+    denominator = normalizer if loss == "binary_log_loss" else normalizer * n_out
     total = (weight * (np.maximum(y_pred, 0) - y_pred * y + np.log1p(np.exp(-np.abs(y_pred))))).sum()
-    return float(total / (normalizer * n_out)), weight * (sigmoid(y_pred) - y) / (normalizer * n_out)
+    return float(total / denominator), weight * (sigmoid(y_pred) - y) / denominator
 
 
 def accuracy(loss, y_pred, y):
     """The fraction classified right: argmax agreement for cross_entropy, the
-    side of 0.5 of every output for binary_cross_entropy."""
+    side of 0.5 of every output for the binary losses."""
     if loss == "cross_entropy":
         return float(np.mean(y_pred.argmax(axis=1) == y.argmax(axis=1)))
     return float(np.mean((y_pred >= 0) == (y >= 0.5)))
@@ -113,7 +118,8 @@ def optimizer_update(optimizer, hyper, step, buffers, params, grad, lr):
     """
     # Python floats: NumPy rounds them to the params' dtype (a NumPy float64
     # scalar would instead promote float32 arithmetic to float64).
-    code, momentum, nesterov, weight_decay, beta1, beta2, eps = hyper.tolist()
+    code, momentum, nesterov, weight_decay, beta1, beta2, eps, style = hyper.tolist()
+    sklearn_style = STYLES[int(style)] == "sklearn"
     if code == ADAMW_CODE:
         params = params * (1 - lr * weight_decay)
     elif weight_decay != 0:
@@ -121,9 +127,16 @@ def optimizer_update(optimizer, hyper, step, buffers, params, grad, lr):
     if code in (ADAM_CODE, ADAMW_CODE):
         m = beta1 * buffers[0] + (1 - beta1) * grad
         v = beta2 * buffers[1] + (1 - beta2) * grad * grad
+        if sklearn_style:
+            step_size = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+            return params + (-step_size * m) / (np.sqrt(v) + eps), np.stack([m, v])
         step_size = lr / (1 - beta1**step)
         denominator = np.sqrt(v) / math.sqrt(1 - beta2**step) + eps
         return params - step_size * (m / denominator), np.stack([m, v])
+    if momentum != 0 and sklearn_style:
+        velocity = momentum * buffers[0] - lr * grad
+        update = momentum * velocity - lr * grad if nesterov else velocity
+        return params + update, velocity[np.newaxis]
     if momentum != 0:
         velocity = momentum * buffers[0] + grad
         grad = grad + momentum * velocity if nesterov else velocity
@@ -158,6 +171,19 @@ class Net(BaseNet):
             y_pred = y_pred + b
         return y_pred, pre_activations, inputs
 
+    def _penalty(self, weights, n_samples, grad=None):
+        """The L2 penalty 0.5 l2 sum(W**2) / n of a batch (``total_weight``'s n); unless
+        ``grad`` is None, add its gradient l2 W / n to the weight gradients there."""
+        if self._l2 == 0:
+            return 0.0
+        normalizer = total_weight(weights, n_samples)
+        layer_weights = self._layout.weight_views(self._params)
+        if grad is not None:
+            for w, grad_w in zip(layer_weights, self._layout.weight_views(grad)):
+                grad_w += self._l2 * w / normalizer
+        squares = sum(float(np.sum(np.square(w, dtype=np.float64))) for w in layer_weights)
+        return 0.5 * self._l2 * squares / normalizer
+
     def _loss_and_gradients(self, x, y, weights):
         """Backpropagation: return the loss and the flat gradient vector."""
         y_pred, pre_activations, inputs = self._run(x)
@@ -176,7 +202,7 @@ class Net(BaseNet):
                     self._negative_slope,
                 )
                 grad_out = grad_out.dot(params[layer][0].T) * derivative
-        return loss, grad
+        return loss + self._penalty(weights, x.shape[0], grad), grad
 
     # Each hook holds the net's one lock (BaseNet._make_runtime): the
     # reference is thread-safe by running one call at a time.
@@ -191,7 +217,9 @@ class Net(BaseNet):
         return y_pred, inputs[1:]
 
     def _loss(self, x, y, weights):
-        return loss_and_output_gradient(self._loss_name, self._predict(x), y, weights)[0]
+        with self._lock:
+            data_loss = loss_and_output_gradient(self._loss_name, self._run(x)[0], y, weights)[0]
+            return data_loss + self._penalty(weights, x.shape[0])
 
     def _gradients(self, x, y, weights):
         with self._lock:
@@ -245,7 +273,7 @@ class Net(BaseNet):
             if x_val is not None:
                 y_pred = self._predict(x_val)
                 run.val_loss[epoch] = loss_and_output_gradient(self._loss_name, y_pred, y_val)[0]
-                if self._loss_name in ("cross_entropy", "binary_cross_entropy"):
+                if self._loss_name in CLASSIFICATION_LOSSES:
                     run.val_accuracy[epoch] = accuracy(self._loss_name, y_pred, y_val)
             run.epoch += 1
             if run.early_stopping:

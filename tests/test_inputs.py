@@ -267,7 +267,7 @@ BAD_CALLS = [
     ("layers-too-wide", lambda c, d: c([3, 2**31]),
      ValueError, r"^layers must hold sizes of at most 2147483647, got 2147483648"),
     ("loss-unknown", lambda c, d: c(LAYERS, loss="mae"), ValueError,
-     r"^loss must be one of 'sse', 'mse', 'cross_entropy', 'binary_cross_entropy', 'poisson', got 'mae'"),
+     r"^loss must be one of 'sse', 'mse', 'cross_entropy', 'binary_cross_entropy', 'poisson', 'squared_error', 'binary_log_loss', got 'mae'"),
     ("loss-none", lambda c, d: c(LAYERS, loss=None), ValueError, r"^loss must be one of"),
     ("loss-cross-entropy-one-output", lambda c, d: c([3, 1], loss="cross_entropy"), ValueError,
      r"^loss='cross_entropy' needs at least 2 outputs"),

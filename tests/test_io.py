@@ -279,7 +279,9 @@ def test_save_refuses_state_that_would_not_load(tmp_path):
     with pytest.raises(ValueError, match="reset_optimizer"):
         nnfast.io.save(net, tmp_path / "net.npz")
     net.reset_optimizer()
-    net.optimizer.lr = -1.0
+    with pytest.raises(ValueError, match="^lr must be"):
+        net.optimizer.lr = -1.0  # refused when set
+    net.optimizer._lr = -1.0  # as an object edited behind the setter's back
     with pytest.raises(ValueError, match="hyper-parameters"):
         nnfast.io.save(net, tmp_path / "net.npz")
     net.optimizer = object()

@@ -202,7 +202,7 @@ def test_fit_kernel_rejects_batch_size_zero():
                           False, 1, 0.0)
         run.batch_size = 0
         try:
-            _fit.run_epochs(layout.table, 0, 0.01, net._params, x, y, None, None,
+            _fit.run_epochs(layout.table, 0, 0.01, 0.0, net._params, x, y, None, None,
                             np.empty(layout.workspace_length(5)), np.empty((1, 3)), np.empty((1, 2)), np.empty(1),
                             run, 1,
                             net._fast.lock)

@@ -15,6 +15,13 @@ cdef enum:
     CROSS_ENTROPY = 2
     BINARY_CROSS_ENTROPY = 3
     POISSON = 4
+    SQUARED_ERROR = 5
+    BINARY_LOG_LOSS = 6
+
+
+cdef inline bint is_classification(int loss) noexcept nogil:
+    """Whether targets must be probabilities in [0, 1] and validation measures accuracy."""
+    return loss == CROSS_ENTROPY or loss == BINARY_CROSS_ENTROPY or loss == BINARY_LOG_LOSS
 
 
 cdef struct Architecture:
@@ -28,6 +35,7 @@ cdef struct Architecture:
     Py_ssize_t hidden_width           # sum of the hidden layer sizes
     int loss                          # loss code
     double negative_slope             # of LEAKY_RELU
+    double l2                         # the L2 penalty on the weights (see l2_penalty)
 
 
 cdef struct Workspace:
@@ -40,7 +48,8 @@ cdef struct Workspace:
     Py_ssize_t out
 
 
-cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative_slope) except *
+cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative_slope,
+                                    double l2) except *
 
 cdef Workspace carve_workspace(const Architecture* arch, Py_ssize_t length,
                                bint with_gradient) noexcept nogil
@@ -54,6 +63,9 @@ cdef double total_weight(const floating* weights, Py_ssize_t rows) noexcept nogi
 cdef double loss_sum(const Architecture* arch, floating* out, const floating* y,
                      const floating* weights, Py_ssize_t rows, double normalizer,
                      bint write_gradient, double total) noexcept nogil
+
+cdef double l2_penalty(const Architecture* arch, const floating* params, floating* grad,
+                       double normalizer) noexcept nogil
 
 cdef double mean_loss(const Architecture* arch, floating total, double normalizer) noexcept nogil
 

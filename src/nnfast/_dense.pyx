@@ -26,7 +26,8 @@ from nnfast._matmul cimport matmul
 cnp.import_array()
 
 
-cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative_slope) except *:
+cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative_slope,
+                                    double l2) except *:
     """View ``table`` = [n_layers, n_params, sizes..., weight offsets..., bias offsets...,
     activation codes...] as a struct."""
     cdef Architecture arch
@@ -35,7 +36,7 @@ cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative
     if (cnp.PyArray_TYPE(table) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(table)
             or cnp.PyArray_SIZE(table) < 1 or cnp.PyArray_SIZE(table) != 3 + 4 * values[0]):
         raise ValueError("table must be a ParameterLayout.table")
-    if loss < SSE or loss > POISSON:
+    if loss < SSE or loss > BINARY_LOG_LOSS:
         raise ValueError(f"unknown loss code {loss}")
     arch.n_layers = values[0]
     arch.n_params = values[1]
@@ -48,6 +49,7 @@ cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative
         arch.hidden_width += arch.sizes[i]
     arch.loss = loss
     arch.negative_slope = negative_slope
+    arch.l2 = l2
     return arch
 
 
@@ -180,22 +182,25 @@ cdef double loss_sum(const Architecture* arch, floating* out, const floating* y,
     rows to the next adds in the order one call over all rows would.
 
     With W the normalizer, k the outputs and w a row's weight: sse:
-    sum(w (out - y)**2), gradient 2 w (out - y); mse: both divided by W k.
+    sum(w (out - y)**2), gradient 2 w (out - y); mse: both divided by W k;
+    squared_error: half the sum, over W, gradient w (out - y) / W.
     cross_entropy: sum over rows of w sum_j y_j (lse - out_j) / W, lse the
     row's log-sum-exp; gradient w (softmax * sum_j y_j - y) / W.
     binary_cross_entropy: sum of w (max(z, 0) - z y + log1p(exp(-|z|))) / (W k);
-    gradient w (sigmoid(z) - y) / (W k). poisson: sum of
+    gradient w (sigmoid(z) - y) / (W k); binary_log_loss: the same over W
+    instead of W k. poisson: sum of
     w (exp(z) - y z + y log y - y) / W; gradient w (exp(z) - y) / W. As
     nnfast.reference computes them; a weight of 1 changes no bit.
     """
     cdef Py_ssize_t i, k, n_out = arch.sizes[arch.n_layers], size = rows * n_out
-    cdef double elements = normalizer * n_out
+    cdef double denominator = normalizer if arch.loss == BINARY_LOG_LOSS else normalizer * n_out
     cdef floating diff, top, log_sum_exp, target_sum, decay, mean, weight = 1
-    cdef floating scale = 2.0 / elements if arch.loss == MSE else 2.0
+    cdef floating scale = (2.0 / (normalizer * n_out) if arch.loss == MSE else
+                           1.0 / normalizer if arch.loss == SQUARED_ERROR else 2.0)
     cdef floating* row
     cdef const floating* target
     # Accumulate in double: a float32 running sum over a large batch drifts.
-    if arch.loss == SSE or arch.loss == MSE:
+    if arch.loss == SSE or arch.loss == MSE or arch.loss == SQUARED_ERROR:
         for i in range(rows):
             if weights != NULL:
                 weight = weights[i]
@@ -242,17 +247,40 @@ cdef double loss_sum(const Architecture* arch, floating* out, const floating* y,
                 decay = exp(-fabs(out[k]))
                 total += weight * ((out[k] if out[k] > 0 else 0) - out[k] * y[k] + log1p(decay))
                 if write_gradient:
-                    out[k] = weight * (sigmoid(out[k]) - y[k]) / <floating>elements
+                    out[k] = weight * (sigmoid(out[k]) - y[k]) / <floating>denominator
     return total
+
+
+cdef double l2_penalty(const Architecture* arch, const floating* params, floating* grad,
+                       double normalizer) noexcept nogil:
+    """Return 0.5 l2 sum(W**2) / normalizer over every weight (no bias), in
+    double; unless ``grad`` is NULL, add l2 W / normalizer to the weight
+    gradients there. 0 without a penalty."""
+    cdef Py_ssize_t layer, i, start, end
+    cdef double squares = 0
+    cdef floating l2 = arch.l2, divisor = normalizer
+    if arch.l2 == 0:
+        return 0
+    for layer in range(arch.n_layers):
+        start = arch.weight_offsets[layer]
+        end = start + arch.sizes[layer] * arch.sizes[layer + 1]
+        for i in range(start, end):
+            squares += <double>params[i] * params[i]
+            if grad != NULL:
+                grad[i] += l2 * params[i] / divisor
+    return 0.5 * arch.l2 * squares / normalizer
 
 
 cdef double mean_loss(const Architecture* arch, floating total, double normalizer) noexcept nogil:
     """The loss of rows whose ``total_weight`` is ``normalizer`` from ``loss_sum``'s
     total over them, rounded to the net's dtype first as the reference does
     (a float32 sum beyond float32's range is infinite, and then so is its mean)."""
+    cdef floating half = 0.5
     if arch.loss == SSE:
         return total
-    if arch.loss == CROSS_ENTROPY or arch.loss == POISSON:
+    if arch.loss == SQUARED_ERROR:
+        return total * half / <floating>normalizer
+    if arch.loss == CROSS_ENTROPY or arch.loss == POISSON or arch.loss == BINARY_LOG_LOSS:
         return total / <floating>normalizer
     return total / <floating>(normalizer * arch.sizes[arch.n_layers])
 

@@ -26,13 +26,14 @@ the arguments or raises the error that names the problem.
 """
 cimport cython
 cimport numpy as cnp
+from libc.math cimport signbit
 from libc.stdint cimport PTRDIFF_MAX
 from cython cimport floating
 
 from nnfast._arrays cimport all_finite, vector_data
-from nnfast._dense cimport (CROSS_ENTROPY, BINARY_CROSS_ENTROPY, Architecture, Workspace,
+from nnfast._dense cimport (POISSON, Architecture, Workspace, is_classification,
                             backward_pass, carve_workspace, forward_pass, loss_sum, mean_loss,
-                            read_architecture, total_weight)
+                            l2_penalty, read_architecture, total_weight)
 from nnfast._fit cimport optimizer_step
 from nnfast._lock cimport NetLock, PyThread_get_thread_ident
 from nnfast._optim cimport SGD, Hyperparameters
@@ -105,6 +106,14 @@ cdef inline const floating* row_weights(object weights, floating* kind, Py_ssize
     return vector_data(<cnp.ndarray?>weights, kind, rows, False)
 
 
+cdef inline bint all_nonnegative(const floating* values, Py_ssize_t size) noexcept nogil:
+    """Whether no entry of ``values[:size]`` has its sign bit set (so none is < 0 or -0.0)."""
+    cdef Py_ssize_t i, bad = 0
+    for i in range(size):
+        bad += signbit(values[i]) != 0
+    return bad == 0
+
+
 # -- row blocks ---------------------------------------------------------------
 
 
@@ -156,7 +165,7 @@ cdef double gradient_rows(const Architecture* arch, const floating* params, cons
         start += block
         if start < rows and interrupted(poll):
             return 0
-    return mean_loss(arch, <floating>total, normalizer)
+    return mean_loss(arch, <floating>total, normalizer) + l2_penalty(arch, params, grad, normalizer)
 
 
 @cython.final  # cpdef methods called from here skip the check for a Python override
@@ -170,6 +179,8 @@ cdef class FastPath:
     loss : int
         The loss code.
     negative_slope : float
+    l2 : float
+        The L2 penalty on the weights, >= 0.
     params : ndarray of float32 or float64, shape (n_params,)
         The net's parameters, updated in place by ``train_step``.
 
@@ -187,13 +198,14 @@ cdef class FastPath:
     cdef Architecture arch
     cdef int typenum
     cdef Py_ssize_t row_length, keep_length
-    cdef bint check_probabilities
+    cdef bint check_probabilities, check_nonnegative
     cdef readonly NetLock lock
     cdef readonly Py_ssize_t block_rows
 
-    def __cinit__(self, cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params):
+    def __cinit__(self, cnp.ndarray table, int loss, double negative_slope, double l2,
+                  cnp.ndarray params):
         cdef Py_ssize_t itemsize
-        self.arch = read_architecture(table, loss, negative_slope)
+        self.arch = read_architecture(table, loss, negative_slope, l2)
         self.typenum = cnp.PyArray_TYPE(params)
         if self.typenum == cnp.NPY_FLOAT:
             vector_data(params, <float*>NULL, self.arch.n_params, True)
@@ -201,7 +213,8 @@ cdef class FastPath:
             vector_data(params, <double*>NULL, self.arch.n_params, True)
         self.table = table  # arch points into it
         self.params = params
-        self.check_probabilities = loss == CROSS_ENTROPY or loss == BINARY_CROSS_ENTROPY
+        self.check_probabilities = is_classification(loss)
+        self.check_nonnegative = loss == POISSON
         self.lock = NetLock()
         itemsize = cnp.PyArray_ITEMSIZE(params)
         # A workspace is [grad | deriv | act | out]: n_params, then this much per row.
@@ -386,10 +399,12 @@ cdef class FastPath:
 
     cdef bint values_trusted(self, const floating* inputs, const floating* targets,
                              Py_ssize_t rows) noexcept nogil:
-        """Whether the data are finite and, for the classification losses, the targets in [0, 1]."""
+        """Whether the data are finite and the targets in [0, 1] for the classification
+        losses, >= 0 (and not -0.0, which may stand for a negative rounded) for poisson."""
         cdef Py_ssize_t n_targets = rows * self.arch.sizes[self.arch.n_layers]
         return (all_finite(inputs, rows * self.arch.sizes[0]) and all_finite(targets, n_targets)
-                and (not self.check_probabilities or all_probabilities(targets, n_targets)))
+                and (not self.check_probabilities or all_probabilities(targets, n_targets))
+                and (not self.check_nonnegative or all_nonnegative(targets, n_targets)))
 
     # -- training -------------------------------------------------------------
 
@@ -455,6 +470,7 @@ cdef class FastPath:
         cdef int status = NOT_TRUSTED
         hyper.code = SGD
         hyper.momentum = hyper.weight_decay = 0
+        hyper.sklearn_style = False
         with nogil:
             if check:
                 trusted = self.values_trusted(inputs, targets, rows)

@@ -6,9 +6,10 @@ from cython cimport floating
 
 from nnfast._arrays cimport index_data, is_float32, matrix_data, vector_data
 from nnfast._lock cimport NetLock, readers_waiting
-from nnfast._dense cimport (CROSS_ENTROPY, BINARY_CROSS_ENTROPY, Architecture, Workspace,
+from nnfast._dense cimport (Architecture, Workspace, is_classification,
                             accuracy, backward_pass, backward_sgd_one_row, carve_workspace,
-                            forward_pass, loss_and_output_gradient, read_architecture)
+                            forward_pass, l2_penalty, loss_and_output_gradient, loss_sum,
+                            mean_loss, read_architecture, total_weight)
 from nnfast._optim cimport SGD, Hyperparameters, is_plain_sgd, optimizer_update, read_hyperparameters
 from nnfast._shuffle cimport shuffle_indices
 from nnfast._signals cimport SignalPoll, interrupted, pending_exception, poll_start
@@ -22,13 +23,15 @@ cdef int optimizer_step(const Architecture* arch, floating* params, const floati
                         long long step, double lr, floating* first, floating* second,
                         double* loss) noexcept nogil:
     """One optimizer step on ``rows`` samples, weighted by ``weights`` (NULL:
-    unweighted); store the loss before it in ``loss[0]``."""
+    unweighted); store the loss before it (with the L2 penalty) in ``loss[0]``."""
+    cdef double normalizer = total_weight(weights, rows)
     forward_pass(arch, params, x, rows, ws.capacity, scratch + ws.deriv, scratch + ws.act,
                  scratch + ws.out)
-    loss[0] = loss_and_output_gradient(arch, scratch + ws.out, y, weights, rows, True)
+    loss[0] = mean_loss(arch, <floating>loss_sum(arch, scratch + ws.out, y, weights, rows, normalizer,
+                                                 True, 0), normalizer)
     if loss[0] - loss[0] != 0:
         return LOSS_NOT_FINITE
-    if rows == 1 and is_plain_sgd(hyper):
+    if rows == 1 and is_plain_sgd(hyper) and arch.l2 == 0:
         # Online plain SGD: the update is applied during backprop, the old
         # parameters kept in the gradient's place to undo it.
         if backward_sgd_one_row(arch, params, x, ws.capacity, scratch + ws.deriv, scratch + ws.act,
@@ -38,6 +41,10 @@ cdef int optimizer_step(const Architecture* arch, floating* params, const floati
         return UPDATE_NOT_FINITE
     backward_pass(arch, params, x, rows, ws.capacity, scratch + ws.deriv, scratch + ws.act,
                   scratch + ws.out, scratch, False)
+    if arch.l2 != 0:
+        loss[0] += l2_penalty(arch, params, scratch, normalizer)
+        if loss[0] - loss[0] != 0:
+            return LOSS_NOT_FINITE
     return optimizer_update(hyper, step, lr, arch.n_params, scratch, params, first, second)
 
 
@@ -50,20 +57,21 @@ cdef inline void gather_rows(const floating* source, const Py_ssize_t* rows, Py_
 
 
 cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negative_slope,
-                      cnp.ndarray params, cnp.ndarray x, cnp.ndarray y, object x_val,
+                      double l2, cnp.ndarray params, cnp.ndarray x, cnp.ndarray y, object x_val,
                       object y_val, cnp.ndarray workspace, cnp.ndarray x_batch,
                       cnp.ndarray y_batch, cnp.ndarray w_batch, object run, Py_ssize_t stop,
                       NetLock lock):
-    cdef Architecture arch = read_architecture(table, loss, negative_slope)
+    cdef Architecture arch = read_architecture(table, loss, negative_slope, l2)
     cdef Py_ssize_t n_samples = cnp.PyArray_DIM(x, 0)
     cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
     cdef Py_ssize_t batch_size = run.batch_size, epochs = run.epochs
     cdef bint shuffle = run.shuffle, early_stopping = run.early_stopping
+    cdef bint gather = run.gather  # read the rows in run.order (shuffled or given)
     cdef Py_ssize_t patience = run.patience
     cdef double min_delta = run.min_delta
     cdef Py_ssize_t epoch = run.epoch, step = run.steps
     cdef bint has_validation = x_val is not None
-    cdef bint classification = loss == CROSS_ENTROPY or loss == BINARY_CROSS_ENTROPY
+    cdef bint classification = is_classification(loss)
     cdef Py_ssize_t n_val = cnp.PyArray_DIM(<cnp.ndarray?>x_val, 0) if has_validation else 0
     if batch_size < 1 or not 0 <= epoch <= stop <= epochs:
         raise ValueError(f"bad run: batch_size={batch_size}, epochs {epoch}..{stop} of {epochs}")
@@ -76,12 +84,12 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
     cdef const floating* val_targets = (
         matrix_data(<cnp.ndarray?>y_val, kind, n_val, n_out, False) if has_validation else NULL)
     cdef floating* scratch = vector_data(workspace, kind, 0, True)
-    cdef floating* x_gathered = vector_data(x_batch, kind, n_in * batch_size if shuffle else 0, True)
-    cdef floating* y_gathered = vector_data(y_batch, kind, n_out * batch_size if shuffle else 0, True)
+    cdef floating* x_gathered = vector_data(x_batch, kind, n_in * batch_size if gather else 0, True)
+    cdef floating* y_gathered = vector_data(y_batch, kind, n_out * batch_size if gather else 0, True)
     cdef bint weighted = run.sample_weight is not None
     cdef const floating* sample_weights = (
         vector_data(<cnp.ndarray?>run.sample_weight, kind, n_samples, False) if weighted else NULL)
-    cdef floating* w_gathered = vector_data(w_batch, kind, batch_size if shuffle and weighted else 0, True)
+    cdef floating* w_gathered = vector_data(w_batch, kind, batch_size if gather and weighted else 0, True)
     cdef const floating* w_rows = NULL
     cdef Py_ssize_t* order = index_data(<cnp.ndarray?>run.order, n_samples)
     cdef cnp.ndarray state_array = run.shuffle_state, steps_array = run.optimizer_steps
@@ -91,7 +99,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
     cdef uint64_t* shuffle_state = <uint64_t*>cnp.PyArray_DATA(state_array)
     cdef const double* learning_rates = vector_data(<cnp.ndarray?>run.learning_rates, <double*>NULL, epochs, False)
     cdef Hyperparameters hyper = read_hyperparameters(
-        vector_data(<cnp.ndarray?>run.optimizer.hyperparameters(), <double*>NULL, 7, False))
+        vector_data(<cnp.ndarray?>run.optimizer.hyperparameters(), <double*>NULL, 8, False))
     cdef long long* optimizer_steps = <long long*>cnp.PyArray_DATA(steps_array)
     # SGD keeps one moment buffer with momentum and none without; Adam two.
     cdef cnp.ndarray buffers = run.optimizer.buffers
@@ -132,7 +140,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
             start = 0
             while start < n_samples:
                 rows = min(batch_size, n_samples - start)
-                if shuffle:
+                if gather:
                     gather_rows(inputs, order + start, rows, n_in, x_gathered)
                     gather_rows(targets, order + start, rows, n_out, y_gathered)
                     x_rows = x_gathered
@@ -196,7 +204,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
         raise error
 
 
-def run_epochs(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray params,
+def run_epochs(cnp.ndarray table, int loss, double negative_slope, double l2, cnp.ndarray params,
                cnp.ndarray x, cnp.ndarray y, object x_val, object y_val, cnp.ndarray workspace,
                cnp.ndarray x_batch, cnp.ndarray y_batch, cnp.ndarray w_batch, object run,
                Py_ssize_t stop, NetLock lock not None):
@@ -209,16 +217,17 @@ def run_epochs(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray p
 
     Parameters
     ----------
-    table, loss, negative_slope, params, x, y
-        As for ``train_step``.
+    table, loss, negative_slope, l2, params, x, y
+        As for ``nnfast._fastpath.FastPath``, and the training data.
     x_val, y_val : ndarray or None
         Validation data, shaped like ``x`` and ``y``.
     workspace : ndarray
         Scratch for ``max(batch_size, n_val)`` rows.
     x_batch, y_batch, w_batch : ndarray, shapes (batch_size, sizes[0]), (batch_size, sizes[-1])
             and (batch_size,)
-        Scratch for the gathered rows (and sample weights) of a shuffled
-        batch (unused, and may be smaller, without shuffling or weights).
+        Scratch for the rows (and sample weights) of a batch gathered in
+        ``run.order`` (unused, and may be smaller, unless ``run.gather``;
+        ``w_batch`` also without weights).
     run : nnfast._training.TrainingRun
         Its ``sample_weight`` (None, or one per row of ``x``) weighs the
         batches. Its arrays (order, shuffle state, learning rates, optimizer state and
@@ -235,8 +244,8 @@ def run_epochs(cnp.ndarray table, int loss, double negative_slope, cnp.ndarray p
         raises (Ctrl-C), updating ``run`` and then raising that exception.
     """
     if is_float32(params):
-        run_epochs_typed(<float*>NULL, table, loss, negative_slope, params, x, y, x_val, y_val,
+        run_epochs_typed(<float*>NULL, table, loss, negative_slope, l2, params, x, y, x_val, y_val,
                          workspace, x_batch, y_batch, w_batch, run, stop, lock)
     else:
-        run_epochs_typed(<double*>NULL, table, loss, negative_slope, params, x, y, x_val, y_val,
+        run_epochs_typed(<double*>NULL, table, loss, negative_slope, l2, params, x, y, x_val, y_val,
                          workspace, x_batch, y_batch, w_batch, run, stop, lock)

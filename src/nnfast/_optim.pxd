@@ -16,6 +16,7 @@ cdef struct Hyperparameters:
     double beta1
     double beta2
     double eps
+    bint sklearn_style  # scikit-learn's update rules instead of torch's
 
 
 cdef Hyperparameters read_hyperparameters(const double* values) noexcept nogil

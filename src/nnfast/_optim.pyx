@@ -14,7 +14,7 @@ from nnfast._status cimport STEP_OK, UPDATE_NOT_FINITE
 
 
 cdef Hyperparameters read_hyperparameters(const double* values) noexcept nogil:
-    """Unpack [code, momentum, nesterov, weight_decay, beta1, beta2, eps]."""
+    """Unpack [code, momentum, nesterov, weight_decay, beta1, beta2, eps, style code]."""
     cdef Hyperparameters hyper
     hyper.code = <int>values[0]
     hyper.momentum = values[1]
@@ -23,6 +23,7 @@ cdef Hyperparameters read_hyperparameters(const double* values) noexcept nogil:
     hyper.beta1 = values[4]
     hyper.beta2 = values[5]
     hyper.eps = values[6]
+    hyper.sklearn_style = values[7] != 0
     return hyper
 
 
@@ -77,14 +78,24 @@ cdef bint plain_sgd_update(double lr, Py_ssize_t n, floating* grad, floating* pa
 
 cdef bint sgd_update(const Hyperparameters* hyper, double lr, Py_ssize_t n, const floating* grad,
                      floating* params, floating* first, bint apply) noexcept nogil:
-    """g = g + wd p; b = momentum b + g; g = g + momentum b (Nesterov) or b; p = p - lr g."""
+    """g = g + wd p; b = momentum b + g; g = g + momentum b (Nesterov) or b; p = p - lr g.
+    In the sklearn style, v = momentum v - lr g; p = p + (momentum v - lr g (Nesterov) or v)."""
     cdef Py_ssize_t i
     cdef floating rate = lr, decay = hyper.weight_decay, momentum = hyper.momentum
     cdef floating g, b, p
     cdef bint nesterov = hyper.nesterov, has_momentum = hyper.momentum != 0
+    cdef bint sklearn_style = hyper.sklearn_style and has_momentum
     cdef NanBits bad = NanBits(0, 0)
     for i in range(n):
         g = grad[i] + decay * params[i] if decay != 0 else grad[i]
+        if sklearn_style:
+            b = momentum * first[i] - rate * g
+            p = params[i] + (momentum * b - rate * g if nesterov else b)
+            if apply:
+                first[i] = b
+                params[i] = p
+            add_nan_bits(&bad, p)
+            continue
         if has_momentum:
             b = momentum * first[i] + g
             g = g + momentum * b if nesterov else b
@@ -113,6 +124,8 @@ cdef bint adam_update(const Hyperparameters* hyper, long long step, double lr, P
     cdef floating correction2 = sqrt(1 - pow(hyper.beta2, step))
     cdef floating g, p, m, v
     cdef NanBits bad = NanBits(0, 0)
+    if hyper.sklearn_style:
+        return sklearn_adam_update(hyper, step, lr, n, grad, params, first, second, apply)
     if apply:
         for i in range(n):
             p = params[i] * shrink
@@ -129,5 +142,30 @@ cdef bint adam_update(const Hyperparameters* hyper, long long step, double lr, P
         m = beta1 * first[i] + keep1 * g
         v = beta2 * second[i] + keep2 * g * g
         p = p - step_size * (m / (<floating>sqrt(v) / correction2 + eps))
+        add_nan_bits(&bad, p)
+    return no_nan_bits(&bad)
+
+
+cdef bint sklearn_adam_update(const Hyperparameters* hyper, long long step, double lr, Py_ssize_t n,
+                              const floating* grad, floating* params, floating* first,
+                              floating* second, bint apply) noexcept nogil:
+    """Adam in scikit-learn's form: p = p + (-lr_t m) / (sqrt(v) + eps), with
+    lr_t = lr sqrt(1 - beta2**t) / (1 - beta1**t); L2 weight decay as Adam's."""
+    cdef Py_ssize_t i
+    cdef floating decay = hyper.weight_decay
+    cdef floating beta1 = hyper.beta1, beta2 = hyper.beta2, eps = hyper.eps
+    cdef floating keep1 = 1 - hyper.beta1, keep2 = 1 - hyper.beta2
+    cdef floating minus_step = -(lr * sqrt(1 - pow(hyper.beta2, step)) / (1 - pow(hyper.beta1, step)))
+    cdef floating g, p, m, v
+    cdef NanBits bad = NanBits(0, 0)
+    for i in range(n):
+        g = grad[i] + decay * params[i]
+        m = beta1 * first[i] + keep1 * g
+        v = beta2 * second[i] + keep2 * g * g
+        p = params[i] + (minus_step * m) / (<floating>sqrt(v) + eps)
+        if apply:
+            first[i] = m
+            second[i] = v
+            params[i] = p
         add_nan_bits(&bad, p)
     return no_nan_bits(&bad)
