@@ -244,6 +244,24 @@ class BaseNet:
     # -- parameters --------------------------------------------------------
 
     @property
+    def parameters(self):
+        """ndarray, shape (n_params,): all parameters in one vector, a copy.
+
+        Layer after layer, each layer's weights (``(fan_in, fan_out)``, in C
+        order) then its bias: the layout of ``loss_and_gradients``'s
+        gradient, for optimizers that work on one vector (SciPy's). Assign a
+        vector of ``n_params`` finite reals to set them all.
+        """
+        with self._reading():
+            return self._params.copy()
+
+    @parameters.setter
+    def parameters(self, values):
+        (vector,) = check_parameter_list("parameters", [values], [(self.n_params,)], self._dtype)
+        with self._writing():
+            self._params[...] = vector
+
+    @property
     def weights(self):
         """list of ndarray: each layer's weights, shaped ``(fan_in, fan_out)``.
 
@@ -399,8 +417,23 @@ class BaseNet:
             Shaped like ``biases``.
         """
         x, y = self._check_data(x, y)
-        flat = self._gradients(x, y, self._check_weights(sample_weight, x))
+        flat = self._gradients(x, y, self._check_weights(sample_weight, x))[1]
         return self._layout.weight_views(flat), self._layout.bias_views(flat)
+
+    def loss_and_gradients(self, x, y, sample_weight=None):
+        """Return the loss on ``(x, y)`` and its gradient as one vector, from one pass.
+
+        What ``loss`` and ``gradients`` return, computed together, with the
+        gradient laid out as ``parameters``: the pair that SciPy's
+        minimizers take (``jac=True``).
+
+        Returns
+        -------
+        loss : float
+        gradient : ndarray, shape (n_params,)
+        """
+        x, y = self._check_data(x, y)
+        return self._gradients(x, y, self._check_weights(sample_weight, x))
 
     # -- training ----------------------------------------------------------
 
@@ -699,6 +732,7 @@ class BaseNet:
         raise NotImplementedError
 
     def _gradients(self, x, y, weights):
+        """Return ``(loss, flat gradient)``."""
         raise NotImplementedError
 
     def _train_step(self, x, y, lr, weights):

@@ -35,20 +35,22 @@ evaluated. The class to build is looked up in a fixed table of the two
 net classes. Optimizer state that no training could have produced (see
 ``load``) is refused too, by ``load`` and already by ``save``.
 
-Format, version 2. Every entry is a NumPy array; "str" means a 0-d unicode
+Format, version 3. Every entry is a NumPy array; "str" means a 0-d unicode
 array, "float" a 0-d float64, "int" a 0-d int64, "bool" a 0-d bool:
 
 ======================= ========================== ==========================================
 entry                   type                       meaning
 ======================= ========================== ==========================================
 format                  str                        ``"nnfast"``
-format_version          int                        ``2`` (version 1 files load too)
+format_version          int                        ``3`` (version 1 and 2 files load too)
 class                   str                        ``"nnfast.Net"`` or ``"nnfast.reference.Net"``
 layers                  int64 (n_layers + 1,)      layer sizes, input first
 activations             unicode (n_layers - 1,)    each hidden layer's activation
 negative_slope          float                      the slope of ``"leaky_relu"``
 bias                    bool (n_layers,)           whether each layer has a bias
 loss                    str                        the loss name
+l2                      float                      the L2 penalty on the weights (version 3;
+                                                   0 before)
 init                    str                        the initialization scheme
 init_std                float                      the standard deviation of ``"normal"``
 dtype                   str                        ``"float32"`` or ``"float64"``
@@ -60,6 +62,8 @@ optimizer_momentum      float                      (SGD)
 optimizer_nesterov      bool                       (SGD)
 optimizer_betas         float64 (2,)               (Adam, AdamW)
 optimizer_eps           float                      (Adam, AdamW)
+optimizer_style         str                        (SGD, Adam; version 3) ``"torch"`` or
+                                                   ``"sklearn"``; ``"torch"`` before
 optimizer_step_count    int                        (all optimizers)
 optimizer_buffers       dtype (n_moments,          (all optimizers; absent while the
                         n_params)                  optimizer has no state yet): the moment
@@ -85,9 +89,11 @@ from nnfast.optimizers import SGD, Adam, AdamW
 __all__ = ["save", "load", "PathNotFoundError", "PathIsADirectoryError", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "nnfast"
-FORMAT_VERSION = 2
-# Version 1 differs only in always storing two moment buffers.
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+# Version 1 differs from 2 only in always storing two moment buffers; 3
+# adds the entries below, whose values files of earlier versions imply.
+READABLE_VERSIONS = (1, 2, 3)
+_ADDED_IN_VERSION_3 = {"l2": 0.0, "optimizer_style": "torch"}
 
 # The optimizer classes a file may name, by the name it uses. AdamW
 # subclasses Adam, so lookups of an object's kind go by exact type.
@@ -97,10 +103,12 @@ _OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
 # prefix) as (name, element kind, shape).
 _HYPERPARAMETERS = {
     "none": (),
-    "SGD": (("lr", "f", ()), ("momentum", "f", ()), ("nesterov", "b", ()), ("weight_decay", "f", ())),
-    "Adam": (("lr", "f", ()), ("betas", "f", (2,)), ("eps", "f", ()), ("weight_decay", "f", ())),
+    "SGD": (("lr", "f", ()), ("momentum", "f", ()), ("nesterov", "b", ()), ("weight_decay", "f", ()),
+            ("style", "U", ())),
+    "Adam": (("lr", "f", ()), ("betas", "f", (2,)), ("eps", "f", ()), ("weight_decay", "f", ()),
+             ("style", "U", ())),
+    "AdamW": (("lr", "f", ()), ("betas", "f", (2,)), ("eps", "f", ()), ("weight_decay", "f", ())),
 }
-_HYPERPARAMETERS["AdamW"] = _HYPERPARAMETERS["Adam"]
 
 # The net's entries as (name, element kind, shape), in the order they are
 # read; None in a shape is any length, and "hidden" and "layers" the number
@@ -119,6 +127,7 @@ _NET_ENTRIES = (
     ("init_std", "f", ()),
     ("dtype", "U", ()),
     ("optimizer", "U", ()),
+    ("l2", "f", ()),
 )
 
 # Every entry any nnfast file may hold, whatever its optimizer.
@@ -351,6 +360,7 @@ def _net_arrays(net):
         "negative_slope": np.array(net._negative_slope, dtype=np.float64),
         "bias": np.array(list(net._bias), dtype=np.bool_),
         "loss": np.array(net._loss_name),
+        "l2": np.array(net._l2, dtype=np.float64),
         "init": np.array(net._init),
         "init_std": np.array(net._init_std, dtype=np.float64),
         "dtype": np.array(net._dtype.name),
@@ -384,7 +394,8 @@ def _optimizer_arrays(kind, values, step_count, buffers, n_params, dtype):
         raise ValueError(f"cannot save the net: its optimizer's hyper-parameters are invalid: {error}") from error
     arrays = {}
     for name, element, _ in _HYPERPARAMETERS[kind]:
-        arrays[f"optimizer_{name}"] = np.array(values[name], dtype=np.bool_ if element == "b" else np.float64)
+        dtype_of = {"b": np.bool_, "f": np.float64, "U": np.str_}[element]
+        arrays[f"optimizer_{name}"] = np.array(values[name], dtype=dtype_of)
     if isinstance(step_count, (bool, np.bool_)) or not isinstance(step_count, (int, np.integer)) or step_count < 0:
         raise ValueError(f"cannot save the net: its optimizer's step_count must be an int >= 0, got {step_count!r}")
     step_count = int(step_count)
@@ -612,12 +623,12 @@ def _net_from_archive(archive):
         if shape in (("hidden",), ("layers",)):  # checked before the data is read, as every shape is
             n_layers = len(values["layers"]) - 1
             shape = (n_layers - 1,) if shape == ("hidden",) else (n_layers,)
-        values[name] = _entry(archive, name, element, shape)
+        values[name] = _entry_of_version(archive, name, element, shape, version)
         if name == "layers":
             values[name] = _checked_layers(values[name])
     kind = values["optimizer"]
     _checked_choice("optimizer kind", kind, tuple(_HYPERPARAMETERS))
-    _check_no_extra_entries(archive.names(), kind)
+    _check_no_extra_entries(archive.names(), kind, version)
     cls = _checked_class(values["class"])
     dtype = np.dtype(_checked_choice("dtype", values["dtype"], ("float32", "float64")))
     n_params = _checked_n_params(values["layers"], values["bias"])
@@ -633,8 +644,8 @@ def _net_from_archive(archive):
         _read_optimizer_state(archive, optimizer, kind)
     try:
         net = cls(values["layers"], activation=values["activations"], negative_slope=values["negative_slope"],
-                  bias=values["bias"], loss=values["loss"], init=values["init"], init_std=values["init_std"],
-                  dtype=dtype.name, seed=0)
+                  bias=values["bias"], loss=values["loss"], l2=values["l2"], init=values["init"],
+                  init_std=values["init_std"], dtype=dtype.name, seed=0)
     except (TypeError, ValueError) as error:
         raise _Invalid(f"its options are refused by {values['class']}: {error}") from error
     net._params[...] = params
@@ -668,6 +679,13 @@ def _entry(archive, name, element, shape):
     return value
 
 
+def _entry_of_version(archive, name, element, shape, version):
+    """``_entry``, or for an entry added after format ``version`` the value it implies."""
+    if version < 3 and name in _ADDED_IN_VERSION_3:
+        return _ADDED_IN_VERSION_3[name]
+    return _entry(archive, name, element, shape)
+
+
 def _check_format(archive):
     """Check the file says it is an nnfast file of a version this code reads; return the version."""
     if "format" not in archive:
@@ -678,17 +696,19 @@ def _check_format(archive):
     version = _entry(archive, "format_version", "iu", ())
     if version not in READABLE_VERSIONS:
         newer = " (the file was written by a newer nnfast)" if version > FORMAT_VERSION else ""
-        readable = " and ".join(map(str, READABLE_VERSIONS))
+        readable = ", ".join(map(str, READABLE_VERSIONS[:-1])) + f" and {READABLE_VERSIONS[-1]}"
         raise _Invalid(f"file format version {version}, this nnfast reads {readable}{newer}")
     return version
 
 
-def _check_no_extra_entries(names, kind):
-    """Refuse entries this version of the format does not have for a ``kind`` optimizer."""
+def _check_no_extra_entries(names, kind, version):
+    """Refuse entries format ``version`` does not have for a ``kind`` optimizer."""
     known = {name for name, _, _ in _NET_ENTRIES} | {"params"}
     if kind != "none":
         known |= {f"optimizer_{name}" for name, _, _ in _HYPERPARAMETERS[kind]}
         known |= {"optimizer_step_count", "optimizer_buffers"}
+    if version < 3:
+        known -= set(_ADDED_IN_VERSION_3)
     extra = sorted(set(names) - known)
     if extra:
         raise _Invalid(f"unexpected entries {', '.join(map(repr, extra))} (for optimizer {kind!r})")
@@ -753,9 +773,12 @@ def _build_optimizer(kind, values):
     """A fresh optimizer of ``kind`` with the hyper-parameters ``values`` (a dict)."""
     if kind == "SGD":
         return SGD(values["lr"], momentum=values["momentum"], nesterov=values["nesterov"],
-                   weight_decay=values["weight_decay"])
-    return _OPTIMIZERS[kind](values["lr"], betas=tuple(values["betas"]), eps=values["eps"],
-                             weight_decay=values["weight_decay"])
+                   weight_decay=values["weight_decay"], style=values["style"])
+    if kind == "Adam":
+        return Adam(values["lr"], betas=tuple(values["betas"]), eps=values["eps"],
+                    weight_decay=values["weight_decay"], style=values["style"])
+    return AdamW(values["lr"], betas=tuple(values["betas"]), eps=values["eps"],
+                 weight_decay=values["weight_decay"])
 
 
 def _optimizer_from_archive(archive, kind, n_params, dtype, version):
@@ -767,7 +790,7 @@ def _optimizer_from_archive(archive, kind, n_params, dtype, version):
     """
     if kind == "none":
         return None
-    values = {name: _entry(archive, f"optimizer_{name}", element, shape)
+    values = {name: _entry_of_version(archive, f"optimizer_{name}", element, shape, version)
               for name, element, shape in _HYPERPARAMETERS[kind]}
     try:
         optimizer = _build_optimizer(kind, values)

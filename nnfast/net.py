@@ -84,7 +84,7 @@ class Net(BaseNet):
         return self._fast.loss(x, y, weights)
 
     def _gradients(self, x, y, weights):
-        return self._fast.gradients(x, y, weights)
+        return self._fast.loss_and_gradients(x, y, weights)
 
     def _train_step(self, x, y, lr, weights):
         _memory.check_allocation(self._workspace_bytes(x.shape[0]),

@@ -223,7 +223,7 @@ class Net(BaseNet):
 
     def _gradients(self, x, y, weights):
         with self._lock:
-            return self._loss_and_gradients(x, y, weights)[1]
+            return self._loss_and_gradients(x, y, weights)
 
     def _train_step(self, x, y, lr, weights):
         with self._lock:

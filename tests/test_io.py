@@ -168,17 +168,21 @@ def test_round_trip_of_an_optimizer_without_state(tmp_path, net_class):
     assert_trains_the_same(loaded, net, x, y)
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("optimizer", ["sgd", "sgd_momentum", "adam"])
-def test_version_1_files_load_and_train_on_identically(tmp_path, optimizer):
-    """Version 1 stored two moment buffers for every optimizer; the unused rows are dropped."""
+def test_files_of_earlier_versions_load_and_train_on_identically(tmp_path, optimizer, version):
+    """Versions 1 and 2 have no l2 and optimizer_style (so 0 and torch's), and version 1
+    stored two moment buffers for every optimizer; the unused rows are dropped."""
     net, x, y = make_net(nnfast.Net, optimizer=optimizer)
     with np.load(nnfast.io.save(net, tmp_path / "net.npz"), allow_pickle=False) as contents:
         entries = {key: contents[key] for key in contents.files}
-    stored = entries["optimizer_buffers"]
-    version_1 = np.zeros((2, net.n_params))
-    version_1[: stored.shape[0]] = stored
-    entries.update(format_version=np.array(1), optimizer_buffers=version_1)
-    loaded = nnfast.io.load(write_npz(tmp_path / "v1.npz", entries))
+    assert entries.pop("l2") == 0 and entries.pop("optimizer_style") == "torch"
+    entries["format_version"] = np.array(version)
+    if version == 1:
+        stored = entries["optimizer_buffers"]
+        entries["optimizer_buffers"] = np.zeros((2, net.n_params))
+        entries["optimizer_buffers"][: stored.shape[0]] = stored
+    loaded = nnfast.io.load(write_npz(tmp_path / f"v{version}.npz", entries))
     assert loaded.optimizer.buffers.shape == (net.optimizer.n_moments, net.n_params)
     assert_same_net(loaded, net)
     assert_trains_the_same(loaded, net, x, y)
@@ -208,12 +212,13 @@ def test_the_file_holds_only_plain_arrays(tmp_path):
         entries = {key: contents[key] for key in contents.files}
     assert set(entries) == {
         "format", "format_version", "class", "layers", "activations", "negative_slope", "bias", "loss",
-        "init", "init_std", "dtype", "params", "optimizer", "optimizer_lr", "optimizer_momentum",
-        "optimizer_nesterov", "optimizer_weight_decay", "optimizer_step_count", "optimizer_buffers",
+        "l2", "init", "init_std", "dtype", "params", "optimizer", "optimizer_lr", "optimizer_momentum",
+        "optimizer_nesterov", "optimizer_weight_decay", "optimizer_style", "optimizer_step_count",
+        "optimizer_buffers",
     }
     for key, value in entries.items():
         assert value.dtype.kind in "biufU", f"{key} has dtype {value.dtype}"
-    assert entries["format"] == "nnfast" and entries["format_version"] == 2
+    assert entries["format"] == "nnfast" and entries["format_version"] == 3
     assert entries["optimizer_buffers"].shape == (1, entries["params"].size)  # momentum only
     assert entries["class"] == "nnfast.reference.Net"
     assert entries["layers"].tolist() == [3, 5, 4, 3]
@@ -407,8 +412,8 @@ def test_an_empty_npz(tmp_path):
 
 REQUIRED_ENTRIES = [
     "format", "format_version", "class", "layers", "activations", "negative_slope", "bias", "loss",
-    "init", "init_std", "dtype", "params", "optimizer", "optimizer_lr", "optimizer_betas",
-    "optimizer_eps", "optimizer_weight_decay", "optimizer_step_count",
+    "l2", "init", "init_std", "dtype", "params", "optimizer", "optimizer_lr", "optimizer_betas",
+    "optimizer_eps", "optimizer_weight_decay", "optimizer_style", "optimizer_step_count",
 ]
 
 
@@ -451,8 +456,11 @@ def with_inf(params):
 N_PARAMS = 3 * 5 + 5 + 5 * 4 + 4 * 3 + 3  # mixed_cross_entropy: biases on layers 0 and 2
 
 BAD_ENTRIES = {
-    "version 3": (with_entries(format_version=np.array(3)), "file format version 3, this nnfast reads 1 and 2 \\(the file was written by a newer nnfast\\)"),
-    "version 0": (with_entries(format_version=np.array(0)), "file format version 0, this nnfast reads 1 and 2$"),
+    "version 4": (with_entries(format_version=np.array(4)), "file format version 4, this nnfast reads 1, 2 and 3 \\(the file was written by a newer nnfast\\)"),
+    "version 0": (with_entries(format_version=np.array(0)), "file format version 0, this nnfast reads 1, 2 and 3$"),
+    "version 2 with an l2": (with_entries(format_version=np.array(2)), "unexpected entries 'l2', 'optimizer_style'"),
+    "an unknown style": (with_entries(optimizer_style=np.array("keras")), "style must be one of 'torch', 'sklearn'"),
+    "a negative l2": (with_entries(l2=np.array(-1.0)), "l2 must be a finite number in \\[0, inf\\)"),
     "version as a string": (with_entries(format_version=np.array("1")), "'format_version' must be a scalar"),
     "another format": (with_entries(format=np.array("keras")), "format entry is 'keras'"),
     "params too short": (edit_params(lambda p: p[:-1]), f"shape \\({N_PARAMS - 1},\\).*{N_PARAMS} parameters"),

@@ -339,13 +339,12 @@ cdef class FastPath:
         weighted by the validated ``weights`` (None: unweighted)."""
         return self.evaluate(x, y, weights, None)
 
-    def gradients(self, cnp.ndarray x, cnp.ndarray y, object weights=None):
-        """The gradient of the loss on validated ``(x, y)`` (and ``weights``, as for
-        ``loss``) as a new flat vector, laid out as the parameters."""
+    def loss_and_gradients(self, cnp.ndarray x, cnp.ndarray y, object weights=None):
+        """The loss on validated ``(x, y)`` (and ``weights``, as for ``loss``) and its
+        gradient as a new flat vector, laid out as the parameters."""
         cdef cnp.npy_intp length = self.arch.n_params
         cdef cnp.ndarray grad = cnp.PyArray_EMPTY(1, &length, self.typenum, 0)
-        self.evaluate(x, y, weights, grad)
-        return grad
+        return self.evaluate(x, y, weights, grad), grad
 
     cdef double evaluate(self, cnp.ndarray x, cnp.ndarray y, object weights,
                          object grad) except? -1:
