@@ -186,6 +186,12 @@ class BaseNet:
         return state
 
     def __setstate__(self, state):
+        params = state["_params"]
+        # joblib.load(mmap_mode="r") hands back read-only (memory-mapped)
+        # arrays; the net trains its parameters in place, so it owns a copy.
+        if not (type(params) is np.ndarray and params.flags.writeable and params.flags.c_contiguous
+                and params.flags.aligned and params.flags.owndata):
+            state["_params"] = np.array(params, order="C")
         self.__dict__.update(state)
         self._make_runtime()
 

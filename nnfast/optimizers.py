@@ -89,6 +89,14 @@ class Optimizer:
             state["_lr"] = state.pop("lr")
         if isinstance(self, (SGD, Adam)) and not isinstance(self, AdamW):
             state.setdefault("style", "torch")
+        # A step counter and buffers the fit advances in place, never the
+        # read-only arrays of joblib.load(mmap_mode="r").
+        if "_step_counter" in state:
+            state["_step_counter"] = np.array(state["_step_counter"], dtype=np.int64).reshape(1)
+        buffers = state.get("buffers")
+        if isinstance(buffers, np.ndarray) and not (type(buffers) is np.ndarray and buffers.flags.writeable
+                                                    and buffers.flags.owndata):
+            state["buffers"] = np.array(buffers, order="C")
         self.__dict__.update(state)
         if step_count is not None:
             self.step_count = step_count

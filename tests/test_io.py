@@ -563,3 +563,39 @@ def test_the_loaded_class_comes_from_a_fixed_table(saved, tmp_path):
     assert_invalid(write_npz(tmp_path / "bad.npz", entries), "unknown class")
     assert not [name for name in list(sys.modules) if "must_not_be_imported" in name]
 
+
+
+@pytest.mark.parametrize("net_class", NET_CLASSES, ids=NET_IDS)
+def test_a_memory_mapped_joblib_load_trains_on(tmp_path, net_class):
+    """joblib.load(mmap_mode="r") gives read-only arrays; the net and its optimizer copy them,
+    so that predicting and training go on (a compiled fit once wrote into the read-only step
+    counter and crashed)."""
+    joblib = pytest.importorskip("joblib", reason="joblib comes with scikit-learn, a test extra")
+    net, x, y = make_net(net_class, optimizer="adam")
+    joblib.dump(net, tmp_path / "net.joblib")
+    loaded = joblib.load(tmp_path / "net.joblib", mmap_mode="r")
+    assert_same_net(loaded, net)
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+    assert_trains_the_same(loaded, net, x, y)
+    optimizer = joblib.load(joblib.dump(net.optimizer, tmp_path / "adam.joblib")[0], mmap_mode="r")
+    steps = optimizer.step_count
+    fresh, _, _ = make_net(net_class)
+    fresh.fit(x, y, epochs=1, optimizer=optimizer, batch_size=BATCH_SIZE, seed=1)
+    assert optimizer.step_count > steps
+
+
+def test_the_compiled_loop_refuses_a_read_only_step_counter():
+    from nnfast import _kernels
+    from nnfast._training import TrainingRun
+    net = nnfast.Net([3, 4, 2], seed=0)
+    x, y = np.ones((5, 3)), np.ones((5, 2))
+    optimizer = SGD(0.1)
+    optimizer._bind(net.n_params, net.dtype)
+    run = TrainingRun(5, net.n_params, net.dtype, 1, 5, False, 0, optimizer, np.full(1, 0.1), False, False,
+                      1, 0.0)
+    run.optimizer_steps.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable int64"):
+        _kernels.for_layers(net.layers).fit.run_epochs(
+            net._layout.table, 0, 0.01, 0.0, net._params, x, y, None, None,
+            np.empty(net._layout.workspace_length(5)), np.empty((1, 3)), np.empty((1, 2)), np.empty(1),
+            run, 1, net._fast.lock)

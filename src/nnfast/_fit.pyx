@@ -94,8 +94,10 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
     cdef Py_ssize_t* order = index_data(<cnp.ndarray?>run.order, n_samples)
     cdef cnp.ndarray state_array = run.shuffle_state, steps_array = run.optimizer_steps
     if (cnp.PyArray_TYPE(state_array) != cnp.NPY_UINT64 or cnp.PyArray_SIZE(state_array) != 1
-            or cnp.PyArray_TYPE(steps_array) != cnp.NPY_INT64 or cnp.PyArray_SIZE(steps_array) != 1):
-        raise ValueError("run.shuffle_state must be uint64[1] and run.optimizer_steps int64[1]")
+            or cnp.PyArray_TYPE(steps_array) != cnp.NPY_INT64 or cnp.PyArray_SIZE(steps_array) != 1
+            or not cnp.PyArray_ISWRITEABLE(state_array) or not cnp.PyArray_ISWRITEABLE(steps_array)):
+        raise ValueError("run.shuffle_state must be a writeable uint64[1] and run.optimizer_steps "
+                         "a writeable int64[1]")
     cdef uint64_t* shuffle_state = <uint64_t*>cnp.PyArray_DATA(state_array)
     cdef const double* learning_rates = vector_data(<cnp.ndarray?>run.learning_rates, <double*>NULL, epochs, False)
     cdef Hyperparameters hyper = read_hyperparameters(
