@@ -1,0 +1,23 @@
+"""scikit-learn estimators trained by nnfast: ``MLPClassifier`` and ``MLPRegressor``.
+
+Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and
+``MLPRegressor``: the same parameters, defaults, fitted attributes, methods,
+messages and random draws, with every epoch (or, for ``solver="lbfgs"``,
+every loss-and-gradient evaluation) run by one compiled ``nnfast.Net``
+call::
+
+    from nnfast.sklearn import MLPClassifier, MLPRegressor
+
+scikit-learn is an optional dependency of nnfast: ``pip install nnfast[sklearn]``.
+"""
+try:
+    import sklearn  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        "nnfast.sklearn needs scikit-learn, which is not installed: "
+        "pip install nnfast[sklearn] (or pip install scikit-learn)"
+    ) from error
+
+from nnfast.sklearn._mlp import MLPClassifier, MLPRegressor
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
