@@ -399,17 +399,15 @@ def check_order(order, n_samples):
         raise TypeError(f"order must hold integers, got an array of dtype {real.dtype}")
     if real.shape != (n_samples,):
         raise ValueError(f"order must have shape ({n_samples},), got shape {real.shape}")
-    in_range = (real >= 0) & (real < n_samples)
-    if not in_range.all():
-        position = int(np.argmin(in_range))
+    if n_samples and not (real.min() >= 0 and real.max() < n_samples):
+        position = int(np.argmax((real < 0) | (real >= n_samples)))
         raise ValueError(f"order must hold row indices in [0, {n_samples}), got {real[position]} "
                          f"at index {position}")
     # A private copy: the compiled loop reads it while the caller's array could change.
     order = np.array(real, dtype=np.intp, order="C")
-    seen = np.zeros(n_samples, dtype=np.bool_)
-    seen[order] = True
-    if not seen.all():
-        raise ValueError(f"order must be a permutation of range({n_samples}): row {int(np.argmin(seen))} "
+    counts = np.bincount(order, minlength=n_samples)
+    if counts.max(initial=1) != 1:
+        raise ValueError(f"order must be a permutation of range({n_samples}): row {int(np.argmin(counts))} "
                          "is missing (and another repeated)")
     return order
 
