@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from scipy.special import expit
+from scipy.special import expit, log_softmax, xlogy
 
 import nnfast
 import nnfast.reference
@@ -256,9 +256,14 @@ def random_targets(rng, n_samples, n_out, loss="sse", soft=False):
 
     ``"sse"``/``"mse"``: N(0, 1). ``"cross_entropy"``: class labels ``(n,)``,
     or with ``soft`` class probabilities ``(n, n_out)`` (rows sum to 1).
-    ``"binary_cross_entropy"``: probabilities in [0, 1], with ``soft`` drawn
-    uniformly, else hard 0/1 labels.
+    ``"binary_cross_entropy"`` and ``"binary_log_loss"``: probabilities in
+    [0, 1], with ``soft`` drawn uniformly, else hard 0/1 labels.
+    ``"poisson"``: counts, some 0, of log-normal rates. ``"squared_error"``: N(0, 1).
     """
+    if loss == "poisson":
+        return rng.poisson(rng.lognormal(0.0, 1.0, (n_samples, n_out))).astype(np.float64)
+    if loss == "binary_log_loss":
+        loss = "binary_cross_entropy"
     if loss == "cross_entropy":
         if soft:
             return rng.dirichlet(np.ones(n_out), n_samples)
@@ -275,6 +280,86 @@ def random_data(rng, n_samples, layers, loss="sse", soft=False):
     x = rng.standard_normal((n_samples, layers[0]))
     y = random_targets(rng, n_samples, layers[-1], loss, soft)
     return x, y
+
+def random_weights(rng, n_samples, zero_fraction=0.25):
+    """Sample weights drawn uniformly from [0.1, 3), about ``zero_fraction`` of them
+    exactly 0, never all 0: float64 ``(n_samples,)``."""
+    w = rng.uniform(0.1, 3.0, n_samples)
+    w[rng.random(n_samples) < zero_fraction] = 0.0
+    if not w.any():
+        w[rng.integers(n_samples)] = 1.5
+    return w
+
+
+def random_weighted_data(rng, n_samples, layers, loss, soft=False):
+    """``random_data`` and ``random_weights``, shaped for ``layers``."""
+    x, y = random_data(rng, n_samples, layers, loss, soft)
+    return x, y, random_weights(rng, n_samples)
+
+
+def target_matrix(y, loss, n_out):
+    """``y`` as the loss reads it, a float64 ``(n_samples, n_out)`` matrix: class labels become one-hot rows."""
+    y = np.asarray(y)
+    if loss == "cross_entropy" and y.ndim == 1:
+        return np.eye(n_out)[y.astype(np.intp)]
+    return y.astype(np.float64).reshape(len(y), n_out)
+
+
+def per_sample_terms(loss, z, y):
+    """Each sample's unweighted loss summed over its outputs (before any averaging), and the
+    size of the terms that cancel in it (for tolerances), both float64 ``(n_samples,)``.
+
+    ``z``: outputs ``(n, k)``; ``y``: ``target_matrix``. Written from the
+    formulas with SciPy, independently of nnfast's own stable forms.
+    """
+    if loss in ("sse", "mse"):
+        return np.square(z - y).sum(axis=1), (z * z + y * y).sum(axis=1)
+    if loss == "squared_error":
+        return 0.5 * np.square(z - y).sum(axis=1), 0.5 * (z * z + y * y).sum(axis=1)
+    if loss == "cross_entropy":
+        log_p = log_softmax(z, axis=1)
+        return -(y * log_p).sum(axis=1), (np.abs(y) * (np.abs(z - log_p) + np.abs(z))).sum(axis=1)
+    if loss in ("binary_cross_entropy", "binary_log_loss"):
+        # -[t log s(z) + (1 - t) log(1 - s(z))] = softplus(z) - t z
+        softplus = np.logaddexp(0.0, z)
+        return (softplus - y * z).sum(axis=1), (softplus + np.abs(y * z)).sum(axis=1)
+    assert loss == "poisson", loss
+    terms = np.exp(z) - y * z + xlogy(y, y) - y
+    return terms.sum(axis=1), (np.exp(z) + np.abs(y * z) + np.abs(xlogy(y, y)) + y).sum(axis=1)
+
+
+def central_differences(net, x, y, sample_weight=None, eps=1e-6):
+    """d loss / d parameter by central differences, in the ``params_of`` layout (float64 nets).
+
+    Goes through ``weights``/``biases`` (``set_flat_params``) rather than
+    ``parameters``, which tests of its own check.
+    """
+    base = params_of(net)
+    grad = np.empty_like(base)
+    for i in range(len(base)):
+        shifted = base.copy()
+        shifted[i] += eps
+        set_flat_params(net, shifted)
+        plus = net.loss(x, y, sample_weight=sample_weight)
+        shifted[i] -= 2 * eps
+        set_flat_params(net, shifted)
+        minus = net.loss(x, y, sample_weight=sample_weight)
+        grad[i] = (plus - minus) / (2 * eps)
+    set_flat_params(net, base)
+    return grad
+
+
+def assert_matches_central_differences(analytic, numeric, loss):
+    """Assert a float64 gradient equals its central differences (``central_differences``, eps 1e-6).
+
+    Within 1e-6 of the gradient's size, plus the rounding of the differences
+    themselves, ~1e-16 * loss / eps: a small weight makes a small gradient,
+    which that rounding would otherwise swamp.
+    """
+    error = np.max(np.abs(analytic - numeric))
+    bound = 1e-6 * np.max(np.abs(numeric)) + 100 * np.finfo(np.float64).eps * abs(loss) / 1e-6
+    assert error <= bound, f"gradient error {error:.3g} > {bound:.3g} (relative {rel_error(analytic, numeric):.3g})"
+
 
 
 def stable_lr(layers, batch_size, loss):

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 import nnfast.reference
 from tests.conftest import (
+    central_differences,
     ACTIVATIONS,
     LOSSES,
     NET_CLASSES,
@@ -16,25 +17,7 @@ from tests.conftest import (
     params_of,
     random_data,
     rel_error,
-    set_flat_params,
 )
-
-
-def central_differences(net, x, y, eps=1e-6):
-    """d loss / d parameter by central differences over the flat parameter vector."""
-    base = params_of(net)
-    grad = np.empty_like(base)
-    for i in range(len(base)):
-        shifted = base.copy()
-        shifted[i] += eps
-        set_flat_params(net, shifted)
-        plus = net.loss(x, y)
-        shifted[i] -= 2 * eps
-        set_flat_params(net, shifted)
-        minus = net.loss(x, y)
-        grad[i] = (plus - minus) / (2 * eps)
-    set_flat_params(net, base)
-    return grad
 
 
 def assert_gradients_match_central_differences(net, x, y):

@@ -23,6 +23,7 @@ import nnfast
 import nnfast.io
 import nnfast.reference
 from tests.conftest import (
+    central_differences,
     ACTIVATIONS,
     DTYPES,
     NET_CLASSES,
@@ -36,7 +37,6 @@ from tests.conftest import (
     net_configs,
     params_of,
     rel_error,
-    set_flat_params,
 )
 
 # -- helpers ---------------------------------------------------------------------------
@@ -115,23 +115,6 @@ def count_targets(rng, n_samples, n_out, zeros=True):
 def count_data(rng, n_samples, layers):
     """N(0, 1) inputs and ``count_targets`` shaped for ``layers``."""
     return rng.standard_normal((n_samples, layers[0])), count_targets(rng, n_samples, layers[-1])
-
-
-def central_differences(net, x, y, eps=1e-6):
-    """d loss / d parameter by central differences over the flat parameter vector (float64 nets)."""
-    base = params_of(net)
-    grad = np.empty_like(base)
-    for i in range(len(base)):
-        shifted = base.copy()
-        shifted[i] += eps
-        set_flat_params(net, shifted)
-        plus = net.loss(x, y)
-        shifted[i] -= 2 * eps
-        set_flat_params(net, shifted)
-        minus = net.loss(x, y)
-        grad[i] = (plus - minus) / (2 * eps)
-    set_flat_params(net, base)
-    return grad
 
 
 def assert_gradients_match_central_differences(net, x, y):

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from scipy.special import expit, log_softmax, softmax, xlogy
+from scipy.special import expit, softmax
 
 import nnfast
 import nnfast.reference
@@ -39,9 +39,12 @@ from tests.conftest import (
     make_pair,
     net_configs,
     params_of,
-    random_targets,
+    random_weighted_data,
+    target_matrix,
+    per_sample_terms,
+    central_differences,
+    assert_matches_central_differences,
     rel_error,
-    set_flat_params,
     stable_lr,
 )
 
@@ -49,62 +52,6 @@ from tests.conftest import (
 ALL_LOSSES = list(dict.fromkeys([*LOSSES, "poisson"]))
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def targets(rng, n_samples, n_out, loss, soft=False):
-    """Targets as ``loss`` reads them: ``random_targets``, or Poisson counts (some 0) for ``"poisson"``."""
-    if loss == "poisson":
-        return rng.poisson(rng.lognormal(0.0, 1.0, (n_samples, n_out))).astype(np.float64)
-    return random_targets(rng, n_samples, n_out, loss, soft)
-
-
-def random_weights(rng, n_samples, zero_fraction=0.25):
-    """Weights drawn uniformly from [0.1, 3), about ``zero_fraction`` of them exactly 0, never all 0.
-
-    Returns
-    -------
-    ndarray of float64, shape (n_samples,)
-    """
-    w = rng.uniform(0.1, 3.0, n_samples)
-    w[rng.random(n_samples) < zero_fraction] = 0.0
-    if not w.any():
-        w[rng.integers(n_samples)] = 1.5
-    return w
-
-
-def weighted_data(rng, n_samples, layers, loss, soft=False):
-    """N(0, 1) inputs, ``targets`` for ``loss`` and ``random_weights``, shaped for ``layers``."""
-    x = rng.standard_normal((n_samples, layers[0]))
-    return x, targets(rng, n_samples, layers[-1], loss, soft), random_weights(rng, n_samples)
-
-
-def target_matrix(y, loss, n_out):
-    """``y`` as the loss reads it, a float64 ``(n_samples, n_out)`` matrix: class labels become one-hot rows."""
-    y = np.asarray(y)
-    if loss == "cross_entropy" and y.ndim == 1:
-        return np.eye(n_out)[y.astype(np.intp)]
-    return y.astype(np.float64).reshape(len(y), n_out)
-
-
-def per_sample_terms(loss, z, y):
-    """Each sample's unweighted loss summed over its outputs, and the size of the terms
-    that cancel in it (for tolerances), both float64 ``(n_samples,)``.
-
-    ``z``: outputs ``(n, k)``; ``y``: ``target_matrix``. Written from the
-    formulas with SciPy, independently of nnfast's own stable forms.
-    """
-    if loss in ("sse", "mse"):
-        return np.square(z - y).sum(axis=1), (z * z + y * y).sum(axis=1)
-    if loss == "cross_entropy":
-        log_p = log_softmax(z, axis=1)
-        return -(y * log_p).sum(axis=1), (np.abs(y) * (np.abs(z - log_p) + np.abs(z))).sum(axis=1)
-    if loss == "binary_cross_entropy":
-        # -[t log s(z) + (1 - t) log(1 - s(z))] = softplus(z) - t z
-        softplus = np.logaddexp(0.0, z)
-        return (softplus - y * z).sum(axis=1), (softplus + np.abs(y * z)).sum(axis=1)
-    assert loss == "poisson", loss
-    terms = np.exp(z) - y * z + xlogy(y, y) - y
-    return terms.sum(axis=1), (np.exp(z) + np.abs(y * z) + np.abs(xlogy(y, y)) + y).sum(axis=1)
 
 
 def normalizer(loss, w, n_out):
@@ -188,35 +135,6 @@ def logits_net(net_class, logits, loss, dtype=np.float64):
     net = net_class(list(logits.shape), loss=loss, bias=False, dtype=dtype)
     net.weights = [logits]
     return net, np.eye(logits.shape[0])
-
-
-def central_differences(net, x, y, sample_weight, eps=1e-6):
-    """d loss / d parameter of the weighted loss by central differences (float64 nets)."""
-    base = params_of(net)
-    grad = np.empty_like(base)
-    for i in range(len(base)):
-        shifted = base.copy()
-        shifted[i] += eps
-        set_flat_params(net, shifted)
-        plus = net.loss(x, y, sample_weight=sample_weight)
-        shifted[i] -= 2 * eps
-        set_flat_params(net, shifted)
-        minus = net.loss(x, y, sample_weight=sample_weight)
-        grad[i] = (plus - minus) / (2 * eps)
-    set_flat_params(net, base)
-    return grad
-
-
-def assert_matches_central_differences(analytic, numeric, loss):
-    """Assert a float64 gradient equals its central differences (``central_differences``, eps 1e-6).
-
-    Within 1e-6 of the gradient's size, as test_gradients.py asks, plus the
-    rounding of the differences themselves, ~1e-16 * loss / eps: a small
-    weight makes a small gradient, which that rounding would otherwise swamp.
-    """
-    error = np.max(np.abs(analytic - numeric))
-    bound = 1e-6 * np.max(np.abs(numeric)) + 100 * np.finfo(np.float64).eps * abs(loss) / 1e-6
-    assert error <= bound, f"gradient error {error:.3g} > {bound:.3g} (relative {rel_error(analytic, numeric):.3g})"
 
 
 def weighted_lr(layers, batch_size, loss, w, net=None, x=None):
@@ -335,7 +253,7 @@ def test_weighted_gradients_match_central_differences(net_class, layers, n_sampl
         layers = layers[:-1] + [max(layers[-1], 2)]
     options = data.draw(activation_options(len(layers) - 2))
     rng = np.random.default_rng(seed)
-    x, y, w = weighted_data(rng, n_samples, layers, loss, soft)
+    x, y, w = random_weighted_data(rng, n_samples, layers, loss, soft)
     net = make_net(net_class, layers, x=x, seed=seed, bias=bias, loss=loss, **options)
     numeric = central_differences(net, x, y, w)
     assert_matches_central_differences(flat(net.gradients(x, y, sample_weight=w)), numeric,
@@ -347,7 +265,7 @@ def test_weighted_gradients_match_central_differences(net_class, layers, n_sampl
 def test_every_activation_and_loss_weighted_matches_central_differences(net_class, activation, loss):
     """Each activation x loss with positive and zero weights, on a two-hidden-layer net."""
     layers = [3, 5, 4, 3]
-    x, y, w = weighted_data(np.random.default_rng(1), 8, layers, loss)
+    x, y, w = random_weighted_data(np.random.default_rng(1), 8, layers, loss)
     w[[1, 4]] = 0.0
     net = make_net(net_class, layers, x=x, seed=4, activation=activation, loss=loss, negative_slope=0.1)
     numeric = central_differences(net, x, y, w)
@@ -409,7 +327,7 @@ def test_unit_weights_are_exactly_no_weights(net_class, dtype, loss):
     bit for bit the unweighted loss, gradients, train_step, fit and partial_fit."""
     layers = [3, 6, 4] if loss != "binary_cross_entropy" else [3, 6, 2]
     rng = np.random.default_rng(2)
-    x, y, _ = weighted_data(rng, 10, layers, loss)
+    x, y, _ = random_weighted_data(rng, 10, layers, loss)
     net = make_net(net_class, layers, x=x, seed=3, loss=loss, dtype=dtype, activation="tanh")
     expected = everything(net, x, y)
     for weights in [None, np.ones(10), np.ones(10, dtype=dtype), np.ones(10, dtype=np.int64)]:
@@ -439,7 +357,7 @@ def test_integer_weights_are_repeated_rows(net_class, loss, n_samples, dtype, se
     """Weight m on a row is the row repeated m times (0: left out), for the full-batch loss and gradients."""
     rng = np.random.default_rng(seed)
     layers = [3, 5, 3]
-    x, y, _ = weighted_data(rng, n_samples, layers, loss)
+    x, y, _ = random_weighted_data(rng, n_samples, layers, loss)
     w = rng.integers(0, 4, n_samples)
     if not w.any():
         w[0] = 2
@@ -454,7 +372,7 @@ def test_integer_weights_are_repeated_rows(net_class, loss, n_samples, dtype, se
 def test_zero_weights_are_removed_rows(net_class, dtype, loss):
     """Rows of weight 0 count for nothing: the same loss and gradients as without those rows."""
     layers = [4, 6, 3]
-    x, y, w = weighted_data(np.random.default_rng(5), 11, layers, loss)
+    x, y, w = random_weighted_data(np.random.default_rng(5), 11, layers, loss)
     w[[0, 3, 4, 9]] = 0.0
     keep = w > 0
     net = make_net(net_class, layers, x=x, seed=6, loss=loss, dtype=dtype)
@@ -476,7 +394,7 @@ def test_scaling_the_weights(net_class, loss, factor, dtype, seed):
     the same factor; sse (no normalization) is multiplied by it."""
     rng = np.random.default_rng(seed)
     layers = [3, 4, 3]
-    x, y, w = weighted_data(rng, 7, layers, loss)
+    x, y, w = random_weighted_data(rng, 7, layers, loss)
     net = make_net(net_class, layers, x=x, seed=seed, loss=loss, dtype=dtype)
     value, grad = loss_and_gradient(net, x, y, sample_weight=w)
     scaled_value, scaled_grad = loss_and_gradient(net, x, y, sample_weight=factor * w)
@@ -496,7 +414,7 @@ def test_scaling_the_weights(net_class, loss, factor, dtype, seed):
 def test_all_zero_weights_give_zero_loss_and_gradient(net_class, dtype, loss):
     """A batch whose weights are all 0: loss 0, gradient 0, and a train_step that changes nothing."""
     layers = [3, 5, 3]
-    x, y, _ = weighted_data(np.random.default_rng(7), 6, layers, loss)
+    x, y, _ = random_weighted_data(np.random.default_rng(7), 6, layers, loss)
     net = make_net(net_class, layers, x=x, seed=8, loss=loss, dtype=dtype)
     zeros = np.zeros(6)
     assert net.loss(x, y, sample_weight=zeros) == 0.0
@@ -515,7 +433,7 @@ def test_zero_weight_batch_in_fit_is_a_step_of_zero(net_class, dtype, loss):
     """In fit, a batch whose weights are all 0 records loss 0 and (plain SGD) leaves the
     parameters as they were; the other batches train as train_steps on them would."""
     layers = [3, 5, 3]
-    x, y, w = weighted_data(np.random.default_rng(9), 8, layers, loss)
+    x, y, w = random_weighted_data(np.random.default_rng(9), 8, layers, loss)
     w[:4] = [0.5, 1.0, 2.0, 0.25]
     w[4:] = 0.0
     net = make_net(net_class, layers, x=x, seed=10, loss=loss, dtype=dtype)
@@ -555,7 +473,7 @@ def test_weighted_fit_is_train_steps_on_its_batches(net_class, dtype, loss, batc
     row-weighted mean of the batch losses."""
     layers = [3, 5, 3]
     n_samples, epochs = 12, 3
-    x, y, w = weighted_data(np.random.default_rng(11), n_samples, layers, loss)
+    x, y, w = random_weighted_data(np.random.default_rng(11), n_samples, layers, loss)
     net = make_net(net_class, layers, x=x, seed=12, loss=loss, dtype=dtype)
     twin = copy.deepcopy(net)
     lr = weighted_lr(layers, batch_size, loss, w, net, x)
@@ -607,7 +525,7 @@ def test_validation_fraction_splits_the_weights_with_the_rows(net_class, dtype, 
     """validation_fraction: the training rows keep their weights (the fit is the fit on those
     rows with those weights) and the validation loss is unweighted."""
     layers = [3, 5, 3]
-    x, y, _ = weighted_data(np.random.default_rng(17), 20, layers, loss)
+    x, y, _ = random_weighted_data(np.random.default_rng(17), 20, layers, loss)
     w = np.linspace(0.2, 4.0, 20)  # every row its own weight, none 0
     train, val = validation_split(20, 0.25, seed=18)
     net = make_net(net_class, layers, x=x, seed=19, loss=loss, dtype=dtype)
@@ -631,7 +549,7 @@ def test_validation_data_loss_is_unweighted(net_class):
     """With validation_data, val_loss is the net's unweighted loss on it."""
     layers = [3, 5, 2]
     rng = np.random.default_rng(20)
-    x, y, w = weighted_data(rng, 12, layers, "mse")
+    x, y, w = random_weighted_data(rng, 12, layers, "mse")
     x_val, y_val = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
     net = make_net(net_class, layers, x=x, seed=21, loss="mse")
     history = net.fit(x, y, epochs=2, batch_size=4, seed=1, lr=0.01, validation_data=(x_val, y_val),
@@ -642,7 +560,7 @@ def test_validation_data_loss_is_unweighted(net_class):
 def test_partial_fit_is_one_weighted_epoch_of_fit(net_class, dtype):
     """partial_fit(sample_weight=w) is fit(epochs=1, sample_weight=w), bit for bit."""
     layers = [3, 5, 2]
-    x, y, w = weighted_data(np.random.default_rng(22), 10, layers, "sse")
+    x, y, w = random_weighted_data(np.random.default_rng(22), 10, layers, "sse")
     net = make_net(net_class, layers, x=x, seed=23, dtype=dtype)
     twin = copy.deepcopy(net)
     lr = weighted_lr(layers, 3, "sse", w)
@@ -733,7 +651,7 @@ def test_every_loss_and_optimizer_weighted_matches_reference(loss, optimizer, dt
     """Each loss x optimizer with weights (some 0): evaluation, a train_step, and fits
     shuffled and not, with batches that do and do not divide the 12 samples."""
     layers = [4, 7, 3]
-    x, y, w = weighted_data(np.random.default_rng(25), 12, layers, loss)
+    x, y, w = random_weighted_data(np.random.default_rng(25), 12, layers, loss)
     fast, ref = make_pair(layers, x=x, seed=26, loss=loss, dtype=dtype, activation="tanh")
     lr = weighted_lr(layers, 12, loss, w, ref, x)
     fits = [
@@ -751,7 +669,7 @@ def test_random_weighted_nets_match_reference(config, batch_size, optimizer, shu
     dtypes, weights, batch sizes and optimizers."""
     rng = np.random.default_rng(config["seed"])
     layers, loss, dtype = config["layers"], config["loss"], config["dtype"]
-    x, y, w = weighted_data(rng, config["n_samples"], layers, loss, config["soft_targets"])
+    x, y, w = random_weighted_data(rng, config["n_samples"], layers, loss, config["soft_targets"])
     fast, ref = make_pair(layers, x=x, seed=config["seed"], bias=config["bias"], loss=loss, dtype=dtype,
                           activation=config["activation"], negative_slope=config["negative_slope"])
     if loss == "poisson":
@@ -771,7 +689,7 @@ def test_weights_over_several_row_blocks_match_reference(loss, dtype):
     layers = [3, 4000, 3]  # one wide layer: blocks of 65 (float64) or 131 (float32) rows
     block = nnfast.Net(layers, dtype=dtype)._fast.block_rows  # private, as test_fastpath.py reads it
     n_samples = block + 29
-    x, y, w = weighted_data(np.random.default_rng(29), n_samples, layers, loss)
+    x, y, w = random_weighted_data(np.random.default_rng(29), n_samples, layers, loss)
     w[:block] = 0.0  # the whole first block
     fast, ref = make_pair(layers, x=x, seed=30, loss=loss, dtype=dtype, activation="tanh")
     _, scale = expected_loss(loss, ref.predict(x), y, w)

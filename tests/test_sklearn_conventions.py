@@ -38,7 +38,7 @@ import pytest
 import scipy.optimize
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from scipy.special import expit, log_softmax, softmax, xlogy
+from scipy.special import expit, softmax
 
 import nnfast
 import nnfast.io
@@ -59,8 +59,13 @@ from tests.conftest import (
     net_configs,
     params_of,
     random_targets,
+    random_weighted_data,
+    random_weights,
+    target_matrix,
+    per_sample_terms,
+    central_differences,
+    assert_matches_central_differences,
     rel_error,
-    set_flat_params,
     stable_lr,
     zero_prediction_loss,
 )
@@ -73,61 +78,6 @@ ALL_LOSSES = list(dict.fromkeys([*LOSSES, "poisson", *NEW_LOSSES]))
 DTYPE_IDS = ["float64", "float32"]
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def targets(rng, n_samples, n_out, loss, soft=False):
-    """Targets as ``loss`` reads them: N(0, 1) for squared_error, probabilities (hard or
-    ``soft``) for binary_log_loss, Poisson counts (some 0) for poisson, else ``random_targets``."""
-    if loss == "poisson":
-        return rng.poisson(rng.lognormal(0.0, 1.0, (n_samples, n_out))).astype(np.float64)
-    if loss == "binary_log_loss":
-        return random_targets(rng, n_samples, n_out, "binary_cross_entropy", soft)
-    if loss == "squared_error":
-        return rng.standard_normal((n_samples, n_out))
-    return random_targets(rng, n_samples, n_out, loss, soft)
-
-
-def random_weights(rng, n_samples, zero_fraction=0.25):
-    """Weights drawn uniformly from [0.1, 3), about ``zero_fraction`` of them exactly 0, never all 0."""
-    w = rng.uniform(0.1, 3.0, n_samples)
-    w[rng.random(n_samples) < zero_fraction] = 0.0
-    if not w.any():
-        w[rng.integers(n_samples)] = 1.5
-    return w
-
-
-def data(rng, n_samples, layers, loss, soft=False):
-    """N(0, 1) inputs, ``targets`` for ``loss`` and ``random_weights``, shaped for ``layers``."""
-    x = rng.standard_normal((n_samples, layers[0]))
-    return x, targets(rng, n_samples, layers[-1], loss, soft), random_weights(rng, n_samples)
-
-
-def target_matrix(y, loss, n_out):
-    """``y`` as a float64 ``(n_samples, n_out)`` matrix: class labels become one-hot rows."""
-    y = np.asarray(y)
-    if loss == "cross_entropy" and y.ndim == 1:
-        return np.eye(n_out)[y.astype(np.intp)]
-    return y.astype(np.float64).reshape(len(y), n_out)
-
-
-def per_sample_terms(loss, z, y):
-    """Each sample's unweighted loss (summed over its outputs) and the size of the terms
-    that cancel in it, both float64 ``(n_samples,)``, from the formulas with SciPy.
-
-    Only the losses of ``SKLEARN_LOSSES`` (whose mean divides by W alone).
-    """
-    if loss == "squared_error":
-        return 0.5 * np.square(z - y).sum(axis=1), 0.5 * (z * z + y * y).sum(axis=1)
-    if loss == "binary_log_loss":
-        # -[t log s(z) + (1 - t) log(1 - s(z))] = softplus(z) - t z
-        softplus = np.logaddexp(0.0, z)
-        return (softplus - y * z).sum(axis=1), (softplus + np.abs(y * z)).sum(axis=1)
-    if loss == "cross_entropy":
-        log_p = log_softmax(z, axis=1)
-        return -(y * log_p).sum(axis=1), (np.abs(y) * (np.abs(z - log_p) + np.abs(z))).sum(axis=1)
-    assert loss == "poisson", loss
-    terms = np.exp(z) - y * z + xlogy(y, y) - y
-    return terms.sum(axis=1), (np.exp(z) + np.abs(y * z) + np.abs(xlogy(y, y)) + y).sum(axis=1)
 
 
 def normalizer(w, n_samples):
@@ -217,38 +167,6 @@ def weight_mask(net):
     marked.weights = [np.ones(w.shape) for w in net.weights]
     marked.biases = [np.zeros(b.shape) for b in net.biases]
     return marked.parameters.astype(np.float64)
-
-
-def central_differences(net, x, y, sample_weight=None, eps=1e-6):
-    """d loss / d parameter by central differences, in the ``params_of`` layout (float64 nets).
-
-    Goes through ``weights``/``biases`` (``set_flat_params``), not through
-    ``parameters``, which is under test here itself.
-    """
-    base = params_of(net)
-    grad = np.empty_like(base)
-    for i in range(len(base)):
-        shifted = base.copy()
-        shifted[i] += eps
-        set_flat_params(net, shifted)
-        plus = net.loss(x, y, sample_weight=sample_weight)
-        shifted[i] -= 2 * eps
-        set_flat_params(net, shifted)
-        minus = net.loss(x, y, sample_weight=sample_weight)
-        grad[i] = (plus - minus) / (2 * eps)
-    set_flat_params(net, base)
-    return grad
-
-
-def assert_matches_central_differences(analytic, numeric, loss):
-    """Assert a float64 gradient equals its central differences (eps 1e-6).
-
-    Within 1e-6 of the gradient's size, plus the rounding of the differences
-    themselves, ~1e-16 * loss / eps.
-    """
-    error = np.max(np.abs(analytic - numeric))
-    bound = 1e-6 * np.max(np.abs(numeric)) + 100 * np.finfo(np.float64).eps * abs(loss) / 1e-6
-    assert error <= bound, f"gradient error {error:.3g} > {bound:.3g} (relative {rel_error(analytic, numeric):.3g})"
 
 
 def adam_eps(dtype):
@@ -433,7 +351,7 @@ def test_binary_log_loss_is_binary_cross_entropy_times_the_outputs(net_class, dt
     gradient are k times binary_cross_entropy's; probabilities and classes are its own."""
     rng = np.random.default_rng(0)
     layers = [3, 5, n_out]
-    x, y, w = data(rng, 9, layers, "binary_log_loss", soft=True)
+    x, y, w = random_weighted_data(rng, 9, layers, "binary_log_loss", soft=True)
     w = w if weighted else None
     summed = make_net(net_class, layers, x=x, seed=1, loss="binary_log_loss", dtype=dtype)
     averaged = make_net(net_class, layers, x=x, seed=1, loss="binary_cross_entropy", dtype=dtype)
@@ -452,8 +370,8 @@ def test_binary_log_loss_validation_accuracy_and_targets(net_class, dtype):
     binary_cross_entropy), its val_loss the unpenalized loss; targets outside [0, 1] are refused."""
     rng = np.random.default_rng(2)
     layers = [3, 6, 2]
-    x, y, _ = data(rng, 20, layers, "binary_log_loss")
-    x_val, y_val, _ = data(rng, 11, layers, "binary_log_loss")
+    x, y, _ = random_weighted_data(rng, 20, layers, "binary_log_loss")
+    x_val, y_val, _ = random_weighted_data(rng, 11, layers, "binary_log_loss")
     net = make_net(net_class, layers, x=x, seed=3, loss="binary_log_loss", l2=0.4, dtype=dtype)
     history = net.fit(x, y, epochs=1, lr=0.05, validation_data=(x_val, y_val))
     classes = net.predict_classes(x_val)
@@ -481,7 +399,7 @@ def test_penalty_is_half_alpha_sum_of_squared_weights_over_n(net_class, dtype, l
     count, the weights' sum, or 1 when all weights are 0; on every loss."""
     rng = np.random.default_rng(4)
     layers = [3, 5, 4, 3]
-    x, y, w = data(rng, 8, layers, loss)
+    x, y, w = random_weighted_data(rng, 8, layers, loss)
     w = {"unweighted": None, "weighted": w, "all-zero": np.zeros(8)}[weighting]
     l2 = 0.35
     net = make_net(net_class, layers, x=x, seed=5, loss=loss, l2=l2, dtype=dtype, activation="tanh")
@@ -508,7 +426,7 @@ def test_penalty_scales_with_l2_and_ignores_biases(net_class):
     """The penalty is linear in l2 and zero for a net whose weights are all 0, however
     large its biases (a pure-bias net's loss is its data loss)."""
     rng = np.random.default_rng(6)
-    x, y, _ = data(rng, 7, [3, 4, 2], "squared_error")
+    x, y, _ = random_weighted_data(rng, 7, [3, 4, 2], "squared_error")
     losses = {}
     for l2 in (0.0, 0.5, 1.0, 2.0):
         net = make_net(net_class, [3, 4, 2], seed=7, loss="squared_error", l2=l2)
@@ -527,7 +445,7 @@ def test_train_step_includes_the_penalty(net_class, dtype):
     """train_step returns the penalized loss before the step and applies
     p - lr * (penalized gradient)."""
     rng = np.random.default_rng(8)
-    x, y, w = data(rng, 6, [3, 4, 2], "squared_error")
+    x, y, w = random_weighted_data(rng, 6, [3, 4, 2], "squared_error")
     net = make_net(net_class, [3, 4, 2], x=x, seed=9, loss="squared_error", l2=0.8, dtype=dtype)
     for weights in (None, w):
         loss, grad = net.loss_and_gradients(x, y, sample_weight=weights)
@@ -542,7 +460,7 @@ def test_each_batch_penalty_uses_its_own_count(net_class, dtype, weighted):
     0.5 l2 sum(W**2) / N of that batch (4 rows, or their weights' sum), not of all 10."""
     rng = np.random.default_rng(10)
     layers = [3, 4, 1]
-    x, y, w = data(rng, 10, layers, "squared_error")
+    x, y, w = random_weighted_data(rng, 10, layers, "squared_error")
     w = w if weighted else None
     l2 = 1.5
     net = make_net(net_class, layers, x=x, seed=11, loss="squared_error", l2=l2, dtype=dtype)
@@ -561,8 +479,8 @@ def test_fit_losses_include_the_penalty_validation_losses_do_not(net_class, dtyp
     loss after it is the loss of the same parameters without the penalty."""
     rng = np.random.default_rng(12)
     layers = [3, 5, 2]
-    x, y, _ = data(rng, 16, layers, "squared_error")
-    x_val, y_val, _ = data(rng, 6, layers, "squared_error")
+    x, y, _ = random_weighted_data(rng, 16, layers, "squared_error")
+    x_val, y_val, _ = random_weighted_data(rng, 6, layers, "squared_error")
     net = make_net(net_class, layers, x=x, seed=13, loss="squared_error", l2=2.0, dtype=dtype)
     x_train, y_train = x, y
     kwargs = dict(validation_data=(x_val, y_val))
@@ -627,7 +545,7 @@ def test_gradients_with_l2_match_central_differences(net_class, layers, n_sample
         layers = layers[:-1] + [max(layers[-1], 2)]
     options = data_.draw(activation_options(len(layers) - 2))
     rng = np.random.default_rng(seed)
-    x, y, w = data(rng, n_samples, layers, loss, soft)
+    x, y, w = random_weighted_data(rng, n_samples, layers, loss, soft)
     w = w if weighted else None
     net = make_net(net_class, layers, x=x, seed=seed, bias=bias, loss=loss, l2=l2, **options)
     numeric = central_differences(net, x, y, w)
@@ -641,7 +559,7 @@ def test_gradients_with_l2_match_central_differences(net_class, layers, n_sample
 def test_new_losses_match_central_differences(net_class, loss, activation, weighting):
     """Each new loss x activation, with l2 and positive, zero or no weights, two hidden layers."""
     layers = [3, 5, 4, 3]
-    x, y, w = data(np.random.default_rng(15), 8, layers, loss, soft=True)
+    x, y, w = random_weighted_data(np.random.default_rng(15), 8, layers, loss, soft=True)
     w[[1, 4]] = 0.0
     w = {"unweighted": None, "weighted": w, "all-zero": np.zeros(8)}[weighting]
     net = make_net(net_class, layers, x=x, seed=16, activation=activation, loss=loss, l2=0.5,
@@ -676,7 +594,7 @@ def test_every_optimizer_and_batching_with_l2_matches_reference(loss, optimizer,
     and full, shuffled, in a given order or not, weighted or not: evaluation, a train_step,
     and two 2-epoch fits (the second continuing the first's optimizer state)."""
     layers = [4, 7, 3]
-    x, y, w = data(np.random.default_rng(20), 12, layers, loss, soft=True)
+    x, y, w = random_weighted_data(np.random.default_rng(20), 12, layers, loss, soft=True)
     fast, ref = make_pair(layers, x=x, seed=21, loss=loss, l2=0.3, dtype=dtype, activation="tanh")
     lr = training_lr(ref, x, 1)
     batches = BATCHINGS[batching]
@@ -694,7 +612,7 @@ def test_random_nets_with_l2_match_reference(config, batch_size, optimizer, batc
     that changes per epoch or not, and shuffled, ordered or plain batches."""
     rng = np.random.default_rng(config["seed"])
     layers, loss, dtype = config["layers"], config["loss"], config["dtype"]
-    x, y, w = data(rng, config["n_samples"], layers, loss, config["soft_targets"])
+    x, y, w = random_weighted_data(rng, config["n_samples"], layers, loss, config["soft_targets"])
     fast, ref = make_pair(layers, x=x, seed=config["seed"], bias=config["bias"], loss=loss, l2=l2, dtype=dtype,
                           activation=config["activation"], negative_slope=config["negative_slope"])
     if loss == "poisson":
@@ -715,7 +633,7 @@ def test_other_sklearn_losses_with_l2_and_sklearn_styles_match_reference(loss, d
     """cross_entropy (MLPClassifier's softmax) and poisson with l2, weights and both
     sklearn-style optimizers: evaluation and shuffled uneven fits."""
     layers = [4, 6, 3]
-    x, y, w = data(np.random.default_rng(22), 12, layers, loss, soft=True)
+    x, y, w = random_weighted_data(np.random.default_rng(22), 12, layers, loss, soft=True)
     fast, ref = make_pair(layers, x=x, seed=23, loss=loss, l2=0.2, dtype=dtype, activation="relu")
     lr = training_lr(ref, x, 1)
     fits = [lambda d, name=name: dict(epochs=2, batch_size=5, seed=24, optimizer=OPTIMIZERS[name](lr, adam_eps(d)))
@@ -731,7 +649,7 @@ def test_penalty_over_several_row_blocks_matches_reference(loss, dtype, weighted
     layers = [3, 4000, 3]  # one wide layer: blocks of 65 (float64) or 131 (float32) rows
     block = nnfast.Net(layers, dtype=dtype)._fast.block_rows  # private, as test_fastpath.py reads it
     n_samples = 2 * block + 29
-    x, y, w = data(np.random.default_rng(64), n_samples, layers, loss, soft=True)
+    x, y, w = random_weighted_data(np.random.default_rng(64), n_samples, layers, loss, soft=True)
     w = w if weighted else None
     fast, ref = make_pair(layers, x=x, seed=65, loss=loss, l2=50.0, dtype=dtype, activation="tanh")
     scale = loss_size(ref, x, y, w)
@@ -772,7 +690,7 @@ def test_one_row_plain_sgd_includes_the_penalty(net_class, dtype, loss):
     p - lr (g + l2 W / 1), by hand, and differs visibly from the unpenalized one."""
     rng = np.random.default_rng(25)
     layers = [3, 5, 2]
-    x, y, _ = data(rng, 7, layers, loss)
+    x, y, _ = random_weighted_data(rng, 7, layers, loss)
     x, y = x.astype(dtype), y.astype(dtype)  # arrays the compiled train_step trusts without validation
     l2, lr = 0.5, 0.05
     net = make_net(net_class, layers, x=x, seed=26, loss=loss, l2=l2, dtype=dtype)
@@ -868,7 +786,7 @@ def test_two_steps_follow_the_formulas_by_hand(net_class, dtype, rule, style, lr
     """SGD with momentum or Nesterov and Adam, each style, two steps from the net's
     start, by hand with the net's own gradients at each point; compared as updates."""
     rng = np.random.default_rng(27)
-    x, y, _ = data(rng, 6, [3, 4, 2], "squared_error")
+    x, y, _ = random_weighted_data(rng, 6, [3, 4, 2], "squared_error")
     net = make_net(net_class, [3, 4, 2], x=x, seed=28, loss="squared_error", l2=0.2, dtype=dtype,
                    activation="tanh")
     make, by_hand = RULES[rule]
@@ -890,7 +808,7 @@ def test_sgd_styles_agree_with_a_constant_lr_and_differ_when_it_changes(net_clas
     the trajectories part."""
     rng = np.random.default_rng(29)
     layers = [3, 6, 2]
-    x, y, _ = data(rng, 10, layers, "squared_error")
+    x, y, _ = random_weighted_data(rng, 10, layers, "squared_error")
     start = make_net(net_class, layers, x=x, seed=30, loss="squared_error", l2=0.1, dtype=dtype)
 
     def run(style, how):
@@ -914,7 +832,7 @@ def test_sgd_styles_agree_with_a_constant_lr_and_differ_when_it_changes(net_clas
 def test_plain_sgd_is_the_same_in_both_styles(net_class, dtype):
     """Without momentum both rules are p - lr g: the same to the bit, and no buffer."""
     rng = np.random.default_rng(32)
-    x, y, _ = data(rng, 9, [3, 4, 2], "squared_error")
+    x, y, _ = random_weighted_data(rng, 9, [3, 4, 2], "squared_error")
     nets = [make_net(net_class, [3, 4, 2], seed=33, loss="squared_error", l2=0.1, dtype=dtype) for _ in range(2)]
     optimizers = [nnfast.SGD(0.05, style=style) for style in ("torch", "sklearn")]
     histories = [net.fit(x, y, epochs=2, batch_size=4, seed=34, optimizer=opt) for net, opt in zip(nets, optimizers)]
@@ -975,7 +893,7 @@ def test_order_is_train_steps_on_those_batches(net_class, dtype, batch_size, wei
     permutation, with their weights, to the bit; the same permutation every epoch."""
     rng = np.random.default_rng(35)
     layers = [4, 6, 3]
-    x, y, w = data(rng, 11, layers, "squared_error")
+    x, y, w = random_weighted_data(rng, 11, layers, "squared_error")
     w = w if weighted else None
     perm = rng.permutation(11)
     net = make_net(net_class, layers, x=x, seed=36, loss="squared_error", l2=0.3, dtype=dtype)
@@ -997,7 +915,7 @@ def test_order_is_optimizer_steps_on_those_batches(net_class, dtype, rule):
     net keeps the optimizer's state between them), to the bit."""
     rng = np.random.default_rng(37)
     layers = [4, 6, 3]
-    x, y, w = data(rng, 11, layers, "binary_log_loss", soft=True)
+    x, y, w = random_weighted_data(rng, 11, layers, "binary_log_loss", soft=True)
     perm = rng.permutation(11)
     net = make_net(net_class, layers, x=x, seed=38, loss="binary_log_loss", l2=0.3, dtype=dtype)
     stepped = copy.deepcopy(net)
@@ -1018,7 +936,7 @@ def test_order_overrides_shuffle_and_seed(net_class):
     """With order, shuffle and seed do not change the batches; the identity order is the
     unshuffled fit; several epochs equal as many one-epoch fits with the same order."""
     rng = np.random.default_rng(39)
-    x, y, _ = data(rng, 10, [3, 4, 2], "squared_error")
+    x, y, _ = random_weighted_data(rng, 10, [3, 4, 2], "squared_error")
     perm = rng.permutation(10)
     start = make_net(net_class, [3, 4, 2], x=x, seed=40, loss="squared_error", l2=0.1)
 
@@ -1064,7 +982,7 @@ ORDER_FORMS = [
 def test_order_in_any_integer_form_is_the_same(net_class, make):
     """Lists, tuples, other integer widths and any memory layout are the same permutation."""
     rng = np.random.default_rng(42)
-    x, y, _ = data(rng, 8, [3, 4, 1], "squared_error")
+    x, y, _ = random_weighted_data(rng, 8, [3, 4, 1], "squared_error")
     perm = rng.permutation(8)
     nets = [make_net(net_class, [3, 4, 1], seed=43, loss="squared_error") for _ in range(2)]
     expected = nets[0].fit(x, y, epochs=2, lr=0.05, batch_size=3, order=perm)
@@ -1077,7 +995,7 @@ def test_callers_order_is_neither_modified_nor_kept(net_class):
     """The order is read once: the caller's array is unchanged after the fit, and
     changing it between epochs (from the callback) or after the fit changes nothing."""
     rng = np.random.default_rng(44)
-    x, y, _ = data(rng, 9, [3, 4, 2], "squared_error")
+    x, y, _ = random_weighted_data(rng, 9, [3, 4, 2], "squared_error")
     start = make_net(net_class, [3, 4, 2], seed=45, loss="squared_error", l2=0.1)
     perm = rng.permutation(9)
     original = perm.copy()
@@ -1161,7 +1079,7 @@ def test_parameters_layout_is_per_layer_weights_then_bias(net_class, dtype, bias
     copy of the net's dtype, and the gradient of loss_and_gradients in the same layout."""
     rng = np.random.default_rng(48)
     layers = [3, 4, 5, 2]
-    x, y, _ = data(rng, 6, layers, "squared_error")
+    x, y, _ = random_weighted_data(rng, 6, layers, "squared_error")
     net = make_net(net_class, layers, x=x, seed=49, bias=bias, loss="squared_error", l2=0.2, dtype=dtype)
     params = net.parameters
     assert params.dtype == dtype and params.shape == (net.n_params,)
@@ -1240,7 +1158,7 @@ def test_loss_and_gradients_is_loss_and_flat_gradients(net_class, dtype, loss, w
     """The pair is (loss(), gradients() laid out as parameters), to the bit, with l2."""
     rng = np.random.default_rng(51)
     layers = [3, 5, 3]
-    x, y, w = data(rng, 7, layers, loss)
+    x, y, w = random_weighted_data(rng, 7, layers, loss)
     w = w if weighted else None
     net = make_net(net_class, layers, x=x, seed=52, loss=loss, l2=0.4, dtype=dtype, bias=[True, False])
     value, gradient = net.loss_and_gradients(x, y, sample_weight=w)
@@ -1296,7 +1214,7 @@ def test_l2_and_style_survive_copies(tmp_path, net_class, dtype, optimizer, how)
     """A trained net with l2 and its optimizer's style, saved and loaded (format version 3),
     pickled or deep-copied: the same l2, loss and style, and training continues to the bit."""
     rng = np.random.default_rng(55)
-    x, y, _ = data(rng, 10, [3, 4, 2], "squared_error")
+    x, y, _ = random_weighted_data(rng, 10, [3, 4, 2], "squared_error")
     net = make_net(net_class, [3, 4, 2], x=x, seed=56, loss="squared_error", l2=0.25, dtype=dtype)
     net.fit(x, y, epochs=2, batch_size=4, seed=1, optimizer=STATEFUL_OPTIMIZERS[optimizer]())
     twin = COPIES[how](net, tmp_path / "net.npz")
@@ -1355,7 +1273,7 @@ def sklearn_problem(case, n_samples, seed):
         y = rng.standard_normal((n_samples, k))
         y_sk = y[:, 0] if k == 1 else y
     elif spec["loss"] == "poisson":
-        y = y_sk = targets(rng, n_samples, k, "poisson")
+        y = y_sk = random_targets(rng, n_samples, k, "poisson")
     elif case == "binary":
         y_sk = np.arange(n_samples) % 2
         y = y_sk[:, np.newaxis].astype(np.float64)
