@@ -43,6 +43,7 @@ from nnfast._validation import (
     check_learning_rate,
     check_number,
     check_order,
+    check_parameter_array,
     check_parameter_list,
     check_per_layer,
     check_sample_weight,
@@ -263,7 +264,7 @@ class BaseNet:
 
     @parameters.setter
     def parameters(self, values):
-        (vector,) = check_parameter_list("parameters", [values], [(self.n_params,)], self._dtype)
+        vector = check_parameter_array("parameters", values, (self.n_params,), self._dtype)
         with self._writing():
             self._params[...] = vector
 

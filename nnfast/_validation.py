@@ -435,19 +435,21 @@ def check_sample_weight(sample_weight, n_samples, dtype, x_name="x"):
     return weights
 
 
+def check_parameter_array(name, value, shape, dtype):
+    """Return ``value`` as a finite array of ``dtype`` and ``shape`` (copied only if needed)."""
+    real = as_real_array(name, value, dtype)
+    if real.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got shape {real.shape}")
+    array = cast(real, dtype)
+    check_finite(name, array, real)
+    return array
+
+
 def check_parameter_list(name, values, shapes, dtype):
     """Return ``values`` as a list of finite arrays with the given ``shapes``."""
     if isinstance(values, np.ndarray) or not isinstance(values, (list, tuple)):
         raise TypeError(f"{name} must be a list of {len(shapes)} arrays, got {type(values).__name__}")
     if len(values) != len(shapes):
         raise ValueError(f"{name} must be a list of {len(shapes)} arrays, got {len(values)}")
-    arrays = []
-    for index, (value, shape) in enumerate(zip(values, shapes)):
-        item = f"{name}[{index}]"
-        real = as_real_array(item, value, dtype)
-        if real.shape != shape:
-            raise ValueError(f"{item} must have shape {shape}, got shape {real.shape}")
-        array = cast(real, dtype)
-        check_finite(item, array, real)
-        arrays.append(array)
-    return arrays
+    return [check_parameter_array(f"{name}[{index}]", value, shape, dtype)
+            for index, (value, shape) in enumerate(zip(values, shapes))]
