@@ -17,6 +17,9 @@ class History:
     epoch_loss : ndarray of float64, shape (epochs,)
         Per epoch, the mean of its batch losses weighted by batch size (the
         loss of the one batch, for full-batch training).
+    epoch_penalty : ndarray of float64, shape (epochs,)
+        The part of ``epoch_loss`` that is the net's L2 penalty (``l2``),
+        averaged the same way; zeros without a penalty.
     val_loss : ndarray of float64, shape (epochs,), or None
         The loss on the validation data after each epoch, when there is any.
     val_accuracy : ndarray of float64, shape (epochs,), or None
@@ -34,9 +37,11 @@ class History:
     """
 
     def __init__(self, loss, epochs, steps_per_epoch, epoch_loss=None, val_loss=None,
-                 val_accuracy=None, best_epoch=None, stopped_early=False):
+                 val_accuracy=None, best_epoch=None, stopped_early=False, epoch_penalty=None):
         self.loss = np.asarray(loss, dtype=np.float64)
         self.epoch_loss = np.asarray([] if epoch_loss is None else epoch_loss, dtype=np.float64)
+        self.epoch_penalty = (np.zeros_like(self.epoch_loss) if epoch_penalty is None
+                              else np.asarray(epoch_penalty, dtype=np.float64))
         self.val_loss = val_loss
         self.val_accuracy = val_accuracy
         self.epochs = epochs

@@ -33,7 +33,7 @@ class TrainingRun:
         The optimizer's step count, which the run advances in place.
     learning_rates : ndarray of float64, shape (epochs,)
     step_loss : ndarray of float64, shape (epochs * steps_per_epoch,)
-    epoch_loss : ndarray of float64, shape (epochs,)
+    epoch_loss, epoch_penalty : ndarray of float64, shape (epochs,)
     val_loss, val_accuracy : ndarray of float64, shape (epochs,), or (0,) without validation
     early_stopping : bool
     patience : int
@@ -69,6 +69,7 @@ class TrainingRun:
         # Only the entries of epochs and steps that ran are ever read.
         self.step_loss = np.empty(epochs * self.steps_per_epoch)
         self.epoch_loss = np.empty(epochs)
+        self.epoch_penalty = np.empty(epochs)
         self.val_loss = np.empty(epochs if has_validation else 0)
         self.val_accuracy = np.empty(epochs if has_validation else 0)  # written for classification
         self.has_validation = has_validation
@@ -96,6 +97,7 @@ class TrainingRun:
             epochs,
             self.steps_per_epoch,
             epoch_loss=self.epoch_loss[:epochs],
+            epoch_penalty=self.epoch_penalty[:epochs],
             val_loss=self.val_loss[:epochs] if self.has_validation else None,
             val_accuracy=self.val_accuracy[:epochs] if self.has_validation and classification else None,
             best_epoch=best,

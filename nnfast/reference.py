@@ -184,8 +184,9 @@ class Net(BaseNet):
         squares = sum(float(np.sum(np.square(w, dtype=np.float64))) for w in layer_weights)
         return 0.5 * self._l2 * squares / normalizer
 
-    def _loss_and_gradients(self, x, y, weights):
-        """Backpropagation: return the loss and the flat gradient vector."""
+    def _loss_and_gradients(self, x, y, weights, parts=False):
+        """Backpropagation: return the loss and the flat gradient vector (with
+        ``parts``, the loss as ``(data loss, penalty)``)."""
         y_pred, pre_activations, inputs = self._run(x)
         loss, grad_out = loss_and_output_gradient(self._loss_name, y_pred, y, weights)
         grad = np.zeros_like(self._params)
@@ -202,7 +203,8 @@ class Net(BaseNet):
                     self._negative_slope,
                 )
                 grad_out = grad_out.dot(params[layer][0].T) * derivative
-        return loss + self._penalty(weights, x.shape[0], grad), grad
+        penalty = self._penalty(weights, x.shape[0], grad)
+        return ((loss, penalty) if parts else loss + penalty), grad
 
     # Each hook holds the net's one lock (BaseNet._make_runtime): the
     # reference is thread-safe by running one call at a time.
@@ -237,21 +239,22 @@ class Net(BaseNet):
             return loss, STEP_OK
 
     def _optimizer_step(self, x, y, weights, run, lr):
-        """One optimizer step on a batch; return ``(loss, status)``."""
-        loss, grad = self._loss_and_gradients(x, y, weights)
+        """One optimizer step on a batch; return ``(loss, penalty, status)``."""
+        (data_loss, penalty), grad = self._loss_and_gradients(x, y, weights, parts=True)
+        loss = data_loss + penalty
         if not np.isfinite(loss):
-            return loss, LOSS_NOT_FINITE
+            return loss, penalty, LOSS_NOT_FINITE
         optimizer = run.optimizer
         step = int(run.optimizer_steps[0]) + 1
         params, buffers = optimizer_update(
             optimizer, optimizer.hyperparameters(), step, optimizer.buffers, self._params, grad, lr
         )
         if not np.isfinite(params).all():
-            return loss, UPDATE_NOT_FINITE
+            return loss, penalty, UPDATE_NOT_FINITE
         self._params[...] = params
         optimizer.buffers[...] = buffers
         run.optimizer_steps[0] = step
-        return loss, STEP_OK
+        return loss, penalty, STEP_OK
 
     def _run_epochs(self, x, y, x_val, y_val, run, stop):
         n_samples = x.shape[0]
@@ -259,17 +262,19 @@ class Net(BaseNet):
             epoch, lr = run.epoch, float(run.learning_rates[run.epoch])
             if run.shuffle:
                 run.shuffle_state[0] = _random.shuffle(run.order, int(run.shuffle_state[0]))
-            weighted_loss = 0.0
+            weighted_loss = weighted_penalty = 0.0
             for start in range(0, n_samples, run.batch_size):
                 batch = run.order[start : start + run.batch_size]
                 weights = None if run.sample_weight is None else run.sample_weight[batch]
-                loss, run.status = self._optimizer_step(x[batch], y[batch], weights, run, lr)
+                loss, penalty, run.status = self._optimizer_step(x[batch], y[batch], weights, run, lr)
                 run.step_loss[run.steps] = loss
                 run.steps += 1
                 if run.status != STEP_OK:
                     return
                 weighted_loss += loss * len(batch)
+                weighted_penalty += penalty * len(batch)
             run.epoch_loss[epoch] = weighted_loss / n_samples
+            run.epoch_penalty[epoch] = weighted_penalty / n_samples
             if x_val is not None:
                 y_pred = self._predict(x_val)
                 run.val_loss[epoch] = loss_and_output_gradient(self._loss_name, y_pred, y_val)[0]

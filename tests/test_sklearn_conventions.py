@@ -1483,3 +1483,27 @@ def test_fit_matches_scikit_learns_fit(net_class, fit, weighted):
     np.testing.assert_allclose(curve, sk_curve, rtol=1e-12)
     assert rel_error(flat(net.weights + net.biases), flat(model.coefs_ + model.intercepts_)) <= 1e-12
     assert optimizer.step_count == 9
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("net_class", NET_CLASSES, ids=NET_IDS)
+def test_epoch_penalty_is_the_penalty_part_of_epoch_loss(net_class, dtype):
+    """History.epoch_penalty: the batches' penalties averaged as epoch_loss averages the
+    losses, so that epoch_loss - epoch_penalty is the data part; zeros without l2."""
+    rng = np.random.default_rng(70)
+    layers = [4, 6, 2]
+    x, y, w = random_weighted_data(rng, 10, layers, "squared_error")
+    net = net_class(layers, loss="squared_error", l2=0.7, dtype=dtype, seed=71)
+    start = [np.asarray(v, dtype=np.float64) for v in net.weights]
+    history = net.fit(x, y, epochs=3, lr=1e-3, batch_size=10, sample_weight=w)
+    # One full batch per epoch: epoch 0's penalty is that of the initial weights.
+    expected = penalty(start, 0.7, normalizer(w, 10))
+    np.testing.assert_allclose(history.epoch_penalty[0], expected, rtol=TOL[np.dtype(dtype)])
+    assert np.all(history.epoch_penalty > 0) and np.all(history.epoch_penalty < history.epoch_loss)
+    other = net_class(layers, loss="squared_error", l2=0.7, dtype=dtype, seed=71)
+    batched = other.fit(x, y, epochs=2, lr=1e-3, batch_size=3, order=np.arange(10)[::-1])
+    reference = nnfast.reference.Net(layers, loss="squared_error", l2=0.7, dtype=dtype, seed=71)
+    expected = reference.fit(x, y, epochs=2, lr=1e-3, batch_size=3, order=np.arange(10)[::-1])
+    np.testing.assert_allclose(batched.epoch_penalty, expected.epoch_penalty, rtol=TOL[np.dtype(dtype)])
+    plain = net_class(layers, loss="squared_error", dtype=dtype, seed=71).fit(x, y, epochs=2, lr=1e-3)
+    assert np.all(plain.epoch_penalty == 0)

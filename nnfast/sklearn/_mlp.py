@@ -393,7 +393,7 @@ class _BaseMLP(BaseEstimator):
                 history = net.fit(X_train, y_train, epochs=1, optimizer=optimizer, batch_size=batch_size,
                                   sample_weight=sample_weight_train, **order)
                 self.n_iter_ += 1
-                self.loss_ = history.epoch_loss[0]
+                self.loss_ = self._reported_loss(history)
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
@@ -430,6 +430,17 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             net.weights = self._best_coefs
             net.biases = self._best_intercepts
+
+    def _reported_loss(self, history):
+        """The epoch's loss as scikit-learn reports it. Its squared error averages
+        the outputs where its gradient (and so nnfast's loss) sums them: for
+        several outputs the data part is divided by their number, the
+        penalty left as it is."""
+        loss = history.epoch_loss[0]
+        if self.out_activation_ != "identity" or self.n_outputs_ == 1:
+            return loss
+        penalty = history.epoch_penalty[0]
+        return (loss - penalty) / self.n_outputs_ + penalty
 
     def _trigger_stopping(self, optimizer, msg):
         """Whether to stop after ``n_iter_no_change`` epochs without progress;
@@ -881,15 +892,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Attributes
     ----------""" + _ATTRIBUTES_DOC_COMMON + """
     Notes
-    -----""" + _DIFFERENCES_DOC + """        * With several outputs and loss='squared_error', ``loss_`` and
-          ``loss_curve_`` are nnfast's half squared error summed over the
-          outputs (plus the penalty); scikit-learn reports the mean over
-          the outputs (plus the penalty). The gradients are the same, so
-          'sgd' and 'adam' train the same weights (the ``tol`` rule
-          compares nnfast's values). 'lbfgs' minimizes nnfast's objective,
-          whose gradient that is; scikit-learn hands L-BFGS-B its mean
-          with the gradient of the sum, so the line searches, and then the
-          weights, can differ.
+    -----""" + _DIFFERENCES_DOC + """        * With several outputs and loss='squared_error', scikit-learn
+          reports (and L-BFGS-B minimizes) the squared error averaged over
+          the outputs but follows the gradient of their sum. 'sgd' and
+          'adam' report its number (``loss_``, ``loss_curve_``) and train
+          the same weights. 'lbfgs' minimizes nnfast's objective, the sum,
+          whose gradient that is, so the line searches, and then the
+          weights and ``loss_``, can differ.
         * loss='poisson' refuses negative targets (scikit-learn's loss is
           then NaN), and says so in its tags (``target_tags.positive_only``).
 

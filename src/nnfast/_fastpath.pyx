@@ -465,6 +465,7 @@ cdef class FastPath:
         cdef Workspace ws = carve_workspace(&self.arch, cnp.PyArray_SIZE(scratch), True)
         cdef unsigned long thread = PyThread_get_thread_ident()
         cdef Hyperparameters hyper
+        cdef double penalty  # a part of the loss train_step does not report apart
         cdef bint trusted = True, writing
         cdef int status = NOT_TRUSTED
         hyper.code = SGD
@@ -477,13 +478,13 @@ cdef class FastPath:
             writing = trusted and self.lock.try_write(thread)
             if writing:
                 status = optimizer_step(&self.arch, params, inputs, targets, weights, rows, &ws, scratch_data,
-                                        &hyper, 1, lr, NULL, NULL, loss)
+                                        &hyper, 1, lr, NULL, NULL, loss, &penalty)
                 self.lock.release_write()
         if trusted and not writing:
             self.lock.write()  # waits for readers and other writers without the GIL
             with nogil:
                 status = optimizer_step(&self.arch, params, inputs, targets, weights, rows, &ws, scratch_data,
-                                        &hyper, 1, lr, NULL, NULL, loss)
+                                        &hyper, 1, lr, NULL, NULL, loss, &penalty)
                 self.lock.release_write()
         self.give_back(scratch)
         return status

@@ -7,4 +7,4 @@ cdef int optimizer_step(const Architecture* arch, floating* params, const floati
                         const floating* y, const floating* weights, Py_ssize_t rows,
                         const Workspace* ws, floating* scratch, const Hyperparameters* hyper,
                         long long step, double lr, floating* first, floating* second,
-                        double* loss) noexcept nogil
+                        double* loss, double* penalty) noexcept nogil

@@ -21,10 +21,12 @@ cdef int optimizer_step(const Architecture* arch, floating* params, const floati
                         const floating* y, const floating* weights, Py_ssize_t rows,
                         const Workspace* ws, floating* scratch, const Hyperparameters* hyper,
                         long long step, double lr, floating* first, floating* second,
-                        double* loss) noexcept nogil:
+                        double* loss, double* penalty) noexcept nogil:
     """One optimizer step on ``rows`` samples, weighted by ``weights`` (NULL:
-    unweighted); store the loss before it (with the L2 penalty) in ``loss[0]``."""
+    unweighted); store the loss before it (with the L2 penalty) in ``loss[0]``
+    and the penalty's part of it in ``penalty[0]``."""
     cdef double normalizer = total_weight(weights, rows)
+    penalty[0] = 0
     forward_pass(arch, params, x, rows, ws.capacity, scratch + ws.deriv, scratch + ws.act,
                  scratch + ws.out)
     loss[0] = mean_loss(arch, <floating>loss_sum(arch, scratch + ws.out, y, weights, rows, normalizer,
@@ -42,7 +44,8 @@ cdef int optimizer_step(const Architecture* arch, floating* params, const floati
     backward_pass(arch, params, x, rows, ws.capacity, scratch + ws.deriv, scratch + ws.act,
                   scratch + ws.out, scratch, False)
     if arch.l2 != 0:
-        loss[0] += l2_penalty(arch, params, scratch, normalizer)
+        penalty[0] = l2_penalty(arch, params, scratch, normalizer)
+        loss[0] += penalty[0]
         if loss[0] - loss[0] != 0:
             return LOSS_NOT_FINITE
     return optimizer_update(hyper, step, lr, arch.n_params, scratch, params, first, second)
@@ -116,6 +119,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
         second = NULL
     cdef double* step_loss = vector_data(<cnp.ndarray?>run.step_loss, <double*>NULL, epochs * steps_per_epoch, True)
     cdef double* epoch_loss = vector_data(<cnp.ndarray?>run.epoch_loss, <double*>NULL, epochs, True)
+    cdef double* epoch_penalty = vector_data(<cnp.ndarray?>run.epoch_penalty, <double*>NULL, epochs, True)
     cdef Py_ssize_t val_epochs = epochs if has_validation else 0
     cdef double* val_loss = vector_data(<cnp.ndarray?>run.val_loss, <double*>NULL, val_epochs, True)
     cdef double* val_accuracy = vector_data(<cnp.ndarray?>run.val_accuracy, <double*>NULL, val_epochs, True)
@@ -126,7 +130,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
     cdef Py_ssize_t start, rows
     cdef const floating* x_rows
     cdef const floating* y_rows
-    cdef double weighted_loss, monitored
+    cdef double weighted_loss, weighted_penalty, penalty, monitored
     cdef int status = STEP_OK
     cdef bint stopped = False, modifying
     cdef SignalPoll poll
@@ -138,7 +142,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
         while modifying and epoch < stop and status == STEP_OK and not stopped:
             if shuffle:
                 shuffle_indices(order, n_samples, shuffle_state)
-            weighted_loss = 0
+            weighted_loss = weighted_penalty = 0
             start = 0
             while start < n_samples:
                 rows = min(batch_size, n_samples - start)
@@ -157,12 +161,13 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
                         w_rows = sample_weights + start
                 status = optimizer_step(&arch, p, x_rows, y_rows, w_rows, rows, &ws, scratch, &hyper,
                                         optimizer_steps[0] + 1, learning_rates[epoch], first,
-                                        second, &step_loss[step])
+                                        second, &step_loss[step], &penalty)
                 step += 1
                 if status != STEP_OK:
                     break
                 optimizer_steps[0] += 1
                 weighted_loss += step_loss[step - 1] * rows
+                weighted_penalty += penalty * rows
                 start += batch_size
                 # Between two steps: readers may read, and Ctrl-C may stop the run
                 # (after the epoch's bookkeeping, if that was its last step).
@@ -173,6 +178,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
             if start < n_samples:  # a step failed, or Ctrl-C came mid-epoch
                 break
             epoch_loss[epoch] = weighted_loss / n_samples
+            epoch_penalty[epoch] = weighted_penalty / n_samples
             if has_validation:
                 forward_pass(&arch, p, val_inputs, n_val, ws.capacity, <floating*>NULL,
                              scratch + ws.act, scratch + ws.out)
