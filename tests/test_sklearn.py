@@ -606,3 +606,25 @@ def test_tags_as_scikit_learn(name, params, solver):
 @parametrize_with_checks(CHECKED)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("target", ["multiclass", "regression-2-outputs"])
+def test_the_callers_arrays_are_left_as_they_were(solver, target):
+    """fit, partial_fit, predict and score read X, y and sample_weight and write none of them."""
+    name, extra = TARGETS[target]
+    X, y = make_data(target)
+    weights = np.linspace(0.5, 2.0, len(X))
+    for array in (X, y, weights):
+        array.flags.writeable = False  # a write raises instead of passing unseen
+    before = [array.copy() for array in (X, y, weights)]
+    _, ours = pair(name, solver=solver, max_iter=3, hidden_layer_sizes=(5,), random_state=0, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y, sample_weight=weights)
+        if solver != "lbfgs":
+            ours.partial_fit(X, y, sample_weight=weights)
+    ours.predict(X)
+    ours.score(X, y, sample_weight=weights)
+    for array, copy in zip((X, y, weights), before):
+        np.testing.assert_array_equal(array, copy)
