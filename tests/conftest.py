@@ -281,6 +281,25 @@ def random_data(rng, n_samples, layers, loss="sse", soft=False):
     y = random_targets(rng, n_samples, layers[-1], loss, soft)
     return x, y
 
+def assert_identical(got, expected, path="result"):
+    """Exact equality of nested results (dicts, lists, tuples): same types, dtypes, shapes
+    and values, NaN equal to NaN."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and got.keys() == expected.keys(), path
+        for key in expected:
+            assert_identical(got[key], expected[key], f"{path}[{key!r}]")
+    elif isinstance(expected, (list, tuple)):
+        assert isinstance(got, (list, tuple)) and len(got) == len(expected), path
+        for i, (a, b) in enumerate(zip(got, expected)):
+            assert_identical(a, b, f"{path}[{i}]")
+    elif isinstance(expected, np.ndarray):
+        assert type(got) is np.ndarray and got.dtype == expected.dtype, f"{path}: {got!r} vs {expected!r}"
+        np.testing.assert_array_equal(got, expected, err_msg=path)
+    elif isinstance(expected, float) and np.isnan(expected):
+        assert isinstance(got, float) and np.isnan(got), f"{path}: {got} vs nan"
+    else:
+        assert type(got) is type(expected) and got == expected, f"{path}: {got!r} vs {expected!r}"
+
 def random_weights(rng, n_samples, zero_fraction=0.25):
     """Sample weights drawn uniformly from [0.1, 3), about ``zero_fraction`` of them
     exactly 0, never all 0: float64 ``(n_samples,)``."""

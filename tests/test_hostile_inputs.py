@@ -35,7 +35,8 @@ from hypothesis.extra import numpy as hnp
 
 import nnfast
 import nnfast.reference
-from tests.conftest import NET_CLASSES, NET_IDS, TOL, assert_close, make_net, params_of, rel_error
+from tests.conftest import (NET_CLASSES, NET_IDS, TOL, assert_close, assert_identical, make_net, params_of,
+                            rel_error)
 
 N, N_VAL = 6, 5  # samples of x and of the validation data
 N_IN = 3
@@ -231,21 +232,6 @@ def outcome(net, method, args):
 
 
 # -- comparisons and snapshots ----------------------------------------------------
-
-
-def assert_identical(got, expected, path="result"):
-    """Exact equality of nested results: same types, dtypes, shapes and values (NaN equal to NaN)."""
-    if isinstance(expected, (list, tuple)):
-        assert isinstance(got, (list, tuple)) and len(got) == len(expected), path
-        for i, (a, b) in enumerate(zip(got, expected)):
-            assert_identical(a, b, f"{path}[{i}]")
-    elif isinstance(expected, np.ndarray):
-        assert type(got) is np.ndarray and got.dtype == expected.dtype, f"{path}: {got!r} vs {expected!r}"
-        np.testing.assert_array_equal(got, expected, err_msg=path)
-    elif isinstance(expected, float) and np.isnan(expected):
-        assert isinstance(got, float) and np.isnan(got), f"{path}: {got} vs nan"
-    else:
-        assert type(got) is type(expected) and got == expected, f"{path}: {got!r} vs {expected!r}"
 
 
 def assert_close_results(got, expected, dtype, method):

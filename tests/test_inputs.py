@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tests.conftest import params_of
+from tests.conftest import assert_identical, params_of
 
 LAYERS = [3, 4, 2]
 
@@ -25,23 +25,6 @@ def results_of(net, x, y, lr=0.01):
     history = fitted.fit(x, y, epochs=2, lr=lr, batch_size=2, seed=0)
     out["fit"] = (history.loss, fitted.weights, fitted.biases)
     return out
-
-
-def assert_identical(got, expected, path="result"):
-    """Exact equality of nested results (same dtype, same values)."""
-    if isinstance(expected, dict):
-        assert got.keys() == expected.keys()
-        for key in expected:
-            assert_identical(got[key], expected[key], f"{path}[{key!r}]")
-    elif isinstance(expected, (list, tuple)):
-        assert len(got) == len(expected), path
-        for i, (a, b) in enumerate(zip(got, expected)):
-            assert_identical(a, b, f"{path}[{i}]")
-    elif isinstance(expected, np.ndarray):
-        assert isinstance(got, np.ndarray) and got.dtype == expected.dtype, path
-        np.testing.assert_array_equal(got, expected, err_msg=path)
-    else:
-        assert got == expected, path
 
 
 def reversed_bytes(a):

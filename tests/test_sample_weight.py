@@ -34,6 +34,7 @@ from tests.conftest import (
     TOL,
     activation_options,
     assert_close,
+    assert_identical,
     flat,
     make_net,
     make_pair,
@@ -303,22 +304,6 @@ def everything(net, x, y, **weighting):
     history = partial.partial_fit(x, y, lr=lr, batch_size=3, seed=3, **weighting)
     out["partial_fit"] = (history.loss, params_of(partial))
     return out
-
-
-def assert_identical(got, expected, path="result"):
-    """Bit-for-bit equality of nested results (``None`` only equal to ``None``)."""
-    if isinstance(expected, dict):
-        assert got.keys() == expected.keys()
-        for key in expected:
-            assert_identical(got[key], expected[key], f"{path}[{key!r}]")
-    elif isinstance(expected, (list, tuple)):
-        assert len(got) == len(expected), path
-        for i, (a, b) in enumerate(zip(got, expected)):
-            assert_identical(a, b, f"{path}[{i}]")
-    elif expected is None:
-        assert got is None, path
-    else:
-        np.testing.assert_array_equal(got, expected, err_msg=path, strict=True)
 
 
 @pytest.mark.parametrize("loss", ALL_LOSSES)
