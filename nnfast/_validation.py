@@ -399,7 +399,7 @@ def check_order(order, n_samples):
         raise TypeError(f"order must hold integers, got an array of dtype {real.dtype}")
     if real.shape != (n_samples,):
         raise ValueError(f"order must have shape ({n_samples},), got shape {real.shape}")
-    if n_samples and not (real.min() >= 0 and real.max() < n_samples):
+    if not (real.min() >= 0 and real.max() < n_samples):  # x has at least one row, so order too
         position = int(np.argmax((real < 0) | (real >= n_samples)))
         raise ValueError(f"order must hold row indices in [0, {n_samples}), got {real[position]} "
                          f"at index {position}")
