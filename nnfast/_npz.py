@@ -11,6 +11,7 @@ whose message ``nnfast.io`` puts after the file's name.
 import io
 import math
 import struct
+import threading
 import zipfile
 import zlib
 
@@ -51,6 +52,11 @@ _LOCAL_HEADER_SIZE = 30  # a member's local header before its name and extra fie
 _MAX_DIRECTORY_BYTES = 64 * 1024
 _MAX_NPY_HEADER_BYTES = 10000
 _READ_CHUNK = 1 << 20
+# NumPy parses .npy headers with ast.literal_eval, which CPython 3.11 cannot
+# run in two threads at once: it may raise "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905). Loads from several
+# threads take turns for that step only; a header is at most 10 kB.
+_HEADER_PARSE_LOCK = threading.Lock()
 
 
 def _read_exactly(stream, size, what):
@@ -199,8 +205,9 @@ class Archive:
         read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         try:
             # The header is a Python literal; numpy parses it with ast.literal_eval, which evaluates nothing.
-            shape, fortran_order, dtype = read_header(io.BytesIO(length_bytes + text),
-                                                      max_header_size=_MAX_NPY_HEADER_BYTES)
+            with _HEADER_PARSE_LOCK:
+                shape, fortran_order, dtype = read_header(io.BytesIO(length_bytes + text),
+                                                          max_header_size=_MAX_NPY_HEADER_BYTES)
         except (ValueError, TypeError, OverflowError, RecursionError) as error:
             raise Invalid(f"cannot read its entry {name!r}: its .npy header is invalid ({error})") from error
         if dtype.hasobject:
