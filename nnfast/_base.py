@@ -319,6 +319,20 @@ class BaseNet:
 
         return io.save(self, path)
 
+    def save_onnx(self, path, *, output="raw", opset=None):
+        """Write the net as an ONNX model (``nnfast.onnx.to_onnx``) to ``path``, atomically, as ``save`` does.
+
+        Needs the onnx package (``pip install nnfast[onnx]``).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written (exactly ``path``: no suffix is added).
+        """
+        from nnfast import onnx  # the optional dependency, imported when asked for
+
+        return onnx.save_onnx(self, path, output=output, opset=opset)
+
     # -- evaluation --------------------------------------------------------
 
     def _check_x(self, x, name="x"):

@@ -319,7 +319,7 @@ def save(net, path):
     """
     arrays = _net_arrays(net)
     path = pathlib.Path(_fspath(path))
-    _write_atomically(path, arrays)
+    write_atomically(path, lambda file: np.savez(file, **arrays))
     return path
 
 
@@ -469,8 +469,11 @@ def _remove_quietly(path):
         pass
 
 
-def _write_atomically(path, arrays):
-    """Write ``arrays`` as an ``.npz`` archive to ``path`` through a temporary file (see ``save``)."""
+def write_atomically(path, write):
+    """Replace the file at ``path`` with what ``write(file)`` writes to a binary file, atomically.
+
+    Through a temporary file in the same directory, as ``save`` describes.
+    """
     target, mode = _save_target(path)
     directory, name = os.path.split(target)  # realpath is absolute: directory is never empty
     temporary, descriptor = _create_temporary(directory, name)
@@ -483,7 +486,7 @@ def _write_atomically(path, arrays):
                 os.chmod(temporary, mode)
         file = os.fdopen(descriptor, "wb")
         with file:
-            np.savez(file, **arrays)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, target)
@@ -568,7 +571,7 @@ def load(path):
         first moment, or a negative Adam second moment.
     """
     name = _fspath(path)
-    descriptor, size = _open_regular_file(name)
+    descriptor, size = open_regular_file(name)
     with os.fdopen(descriptor, "rb") as file:
         try:
             return _net_from_archive(Archive(file, size))
@@ -576,8 +579,11 @@ def load(path):
             raise ValueError(f"{name} is not a valid nnfast file: {error}") from error.__cause__
 
 
-def _open_regular_file(name):
+def open_regular_file(name, what="nnfast file"):
     """Open ``name`` for reading if it is a regular file; return the descriptor and the file's size.
+
+    Anything else raises the exceptions ``load`` documents, the
+    ``ValueError`` saying that ``name`` "is not a valid <what>".
 
     ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting
     for a writer, and the type is checked on the open descriptor
@@ -597,14 +603,14 @@ def _open_regular_file(name):
             kind = _file_kind(os.stat(name).st_mode)
         except OSError:
             kind = "special file"
-        raise ValueError(f"{name} is not a valid nnfast file: it is a {kind}, not a regular file") from error
+        raise ValueError(f"{name} is not a valid {what}: it is a {kind}, not a regular file") from error
     try:
         status = os.fstat(descriptor)
         if stat.S_ISDIR(status.st_mode):
             raise PathIsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
         if not stat.S_ISREG(status.st_mode):
             raise ValueError(
-                f"{name} is not a valid nnfast file: it is a {_file_kind(status.st_mode)}, not a regular file"
+                f"{name} is not a valid {what}: it is a {_file_kind(status.st_mode)}, not a regular file"
             )
     except BaseException:
         os.close(descriptor)
