@@ -8,6 +8,9 @@ call::
 
     from nnfast.sklearn import MLPClassifier, MLPRegressor
 
+Where skl2onnx is installed, ``skl2onnx.to_onnx`` converts both (in
+pipelines too): their converters are registered when skl2onnx is imported.
+
 scikit-learn is an optional dependency of nnfast: ``pip install nnfast[sklearn]``.
 """
 try:
@@ -18,6 +21,9 @@ except ImportError as error:
         "pip install nnfast[sklearn] (or pip install scikit-learn)"
     ) from error
 
+from nnfast.sklearn import _onnx
 from nnfast.sklearn._mlp import MLPClassifier, MLPRegressor
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+_onnx.register_when_skl2onnx_is_imported()
