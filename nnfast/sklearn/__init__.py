@@ -8,6 +8,10 @@ call::
 
     from nnfast.sklearn import MLPClassifier, MLPRegressor
 
+``from_sklearn(fitted)`` turns a fitted scikit-learn MLP into the nnfast
+estimator (the same model, predicting with nnfast's kernels), and
+``to_sklearn`` goes back.
+
 Where skl2onnx is installed, ``skl2onnx.to_onnx`` converts both (in
 pipelines too): their converters are registered when skl2onnx is imported.
 
@@ -22,8 +26,9 @@ except ImportError as error:
     ) from error
 
 from nnfast.sklearn import _onnx
+from nnfast.sklearn._convert import from_sklearn, to_sklearn
 from nnfast.sklearn._mlp import MLPClassifier, MLPRegressor
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "from_sklearn", "to_sklearn"]
 
 _onnx.register_when_skl2onnx_is_imported()
