@@ -20,7 +20,7 @@ elements), and training is full-batch plain SGD.
 
 - Predictors (``PREDICTORS``) run the net forward with ``predict(x)``:
   ``"torch"`` (under ``torch.inference_mode``), ``"jax"`` (``jax.jit``) and
-  ``"onnxruntime"`` (an ONNX model built with ``onnx.helper``).
+  ``"onnxruntime"`` (the model ``nnfast.onnx.to_onnx`` exports).
 - ``GemmProducts`` runs just the step's matrix products with NumPy's
   ``matmul``: the "measured GEMM rate" the issue compares a step with.
 
@@ -324,43 +324,17 @@ class JaxPredictor:
 
 # -- onnxruntime -------------------------------------------------------------
 
-# Old enough for every onnxruntime of recent years; Gemm and Relu have not
-# changed since opset 14.
-ONNX_OPSET = 17
-ONNX_IR_VERSION = 8
-
-
 def onnx_model(weights, biases):
-    """A serialized ONNX model of the net: ``Gemm`` (``MatMul`` without biases), ``Relu``, ``Gemm``.
-
-    Input ``"x"`` and output ``"y"`` have a dynamic batch dimension.
-    """
-    from onnx import TensorProto, helper, numpy_helper
+    """The net exported by ``nnfast.onnx.to_onnx``, serialized: ``Gemm`` (``MatMul`` without
+    biases), ``Relu``, ``Gemm``, with a dynamic batch dimension."""
+    import nnfast.onnx
 
     _check_layers(weights, biases)
-    elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}[weights[0].dtype]
-    n_in, n_out = weights[0].shape[0], weights[-1].shape[1]
-    initializers, nodes, current = [], [], "x"
-    for index, w in enumerate(weights):
-        initializers.append(numpy_helper.from_array(w, f"w{index}"))
-        output = "y" if index == len(weights) - 1 else f"z{index}"
-        if biases:
-            initializers.append(numpy_helper.from_array(biases[index], f"b{index}"))
-            nodes.append(helper.make_node("Gemm", [current, f"w{index}", f"b{index}"], [output]))
-        else:
-            nodes.append(helper.make_node("MatMul", [current, f"w{index}"], [output]))
-        if output != "y":
-            nodes.append(helper.make_node("Relu", [output], [f"a{index}"]))
-            current = f"a{index}"
-    graph = helper.make_graph(
-        nodes, "mlp",
-        [helper.make_tensor_value_info("x", elem, ["batch", n_in])],
-        [helper.make_tensor_value_info("y", elem, ["batch", n_out])],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
-    model.ir_version = ONNX_IR_VERSION
-    return model.SerializeToString()
+    layers = [weights[0].shape[0]] + [w.shape[1] for w in weights]
+    net = nnfast.Net(layers, bias=bool(biases), dtype=weights[0].dtype, seed=0)
+    net.weights = weights
+    net.biases = biases
+    return nnfast.onnx.to_onnx(net).SerializeToString()
 
 
 class OnnxruntimePredictor:
@@ -382,7 +356,7 @@ class OnnxruntimePredictor:
 
     def predict(self, x):
         """The outputs for ``x``, as a NumPy array."""
-        return self.session.run(None, {"x": x})[0]
+        return self.session.run(None, {"input": x})[0]
 
 
 TRAINERS = {cls.name: cls for cls in (TorchTensorsTrainer, TorchModuleTrainer, JaxTrainer)}
