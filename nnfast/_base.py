@@ -596,13 +596,13 @@ class BaseNet:
             samples; validation losses are unweighted. The epoch loss is the
             mean of the batch losses weighted by their row counts, as
             without weights.
-        order : array_like of int, shape (n_samples,), optional
+        order : array_like of int, shape (n_samples,) or (epochs, n_samples), optional
             A permutation of ``range(n_samples)``: every epoch visits the
             samples in this order, instead of shuffling (``shuffle`` and
-            ``seed`` then do not apply to batches). For orders of one's own
-            per epoch, call ``fit(epochs=1, order=...)`` for each; the
-            optimizer keeps its state. Not with ``validation_fraction``,
-            whose split would leave ``order`` naming rows that are gone.
+            ``seed`` then do not apply to batches); or one permutation per
+            epoch, row ``i`` for epoch ``i``. Not with
+            ``validation_fraction``, whose split would leave ``order``
+            naming rows that are gone.
 
         Returns
         -------
@@ -661,7 +661,7 @@ class BaseNet:
         batch_size = min(check_int("batch_size", batch_size, 1), n_samples)
         shuffle = check_bool("shuffle", shuffle) and batch_size < n_samples
         if order is not None:
-            order = check_order(order, n_samples)
+            order = check_order(order, n_samples, epochs)
             shuffle = False
         state = _random.shuffle_state(seed) if shuffle else 0
         self._check_fit_memory(n_samples, epochs, batch_size, optimizer, x, y, x_val, early_stopping)

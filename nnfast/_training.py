@@ -23,9 +23,9 @@ class TrainingRun:
     gather : bool
         Whether batches take their rows in ``order`` (shuffled, or given);
         else in the order of the data.
-    order : ndarray of intp, shape (n_samples,)
+    order : ndarray of intp, shape (n_samples,) or (epochs, n_samples)
         The current sample order: reshuffled in place each epoch, or the
-        order given to ``fit``.
+        order given to ``fit``: one for every epoch, or (2-D) one per epoch.
     shuffle_state : ndarray of uint64, shape (1,)
         The SplitMix64 state.
     optimizer : nnfast.optimizers.Optimizer

@@ -392,22 +392,29 @@ def check_targets(y, n_samples, n_out, dtype, loss="sse", name="y", x_name="x"):
     return y
 
 
-def check_order(order, n_samples):
-    """Return ``order`` as a new intp array: a permutation of ``range(n_samples)``."""
+def check_order(order, n_samples, epochs):
+    """Return ``order`` as a new intp array: a permutation of ``range(n_samples)``, shaped
+    ``(n_samples,)``, or one per epoch, shaped ``(epochs, n_samples)``."""
     real = as_real_array("order", order, np.dtype(np.intp))
     if real.dtype.kind not in "iu":
         raise TypeError(f"order must hold integers, got an array of dtype {real.dtype}")
-    if real.shape != (n_samples,):
-        raise ValueError(f"order must have shape ({n_samples},), got shape {real.shape}")
-    if not (real.min() >= 0 and real.max() < n_samples):  # x has at least one row, so order too
-        position = int(np.argmax((real < 0) | (real >= n_samples)))
+    if real.shape not in ((n_samples,), (epochs, n_samples)):
+        raise ValueError(f"order must have shape ({n_samples},), or ({epochs}, {n_samples}) for one order per "
+                         f"epoch, got shape {real.shape}")
+    if real.size and not (real.min() >= 0 and real.max() < n_samples):
+        position = np.unravel_index(int(np.argmax((real < 0) | (real >= n_samples))), real.shape)
         raise ValueError(f"order must hold row indices in [0, {n_samples}), got {real[position]} "
-                         f"at index {position}")
+                         f"at index {tuple(map(int, position)) if real.ndim > 1 else int(position[0])}")
     # A private copy: the compiled loop reads it while the caller's array could change.
     order = np.array(real, dtype=np.intp, order="C")
-    counts = np.bincount(order, minlength=n_samples)
-    if counts.max(initial=1) != 1:
-        raise ValueError(f"order must be a permutation of range({n_samples}): row {int(np.argmin(counts))} "
+    rows = order.reshape(-1, n_samples)
+    # Each row's entries, shifted into a range of their own, must cover it once.
+    counts = np.bincount((rows + n_samples * np.arange(len(rows))[:, np.newaxis]).ravel(),
+                         minlength=rows.size).reshape(rows.shape)
+    if counts.size and counts.max() != 1:
+        epoch, row = np.unravel_index(int(np.argmin(counts)), counts.shape)
+        where = f"order[{epoch}]" if order.ndim == 2 else "order"
+        raise ValueError(f"{where} must be a permutation of range({n_samples}): row {row} "
                          "is missing (and another repeated)")
     return order
 

@@ -263,8 +263,9 @@ class Net(BaseNet):
             if run.shuffle:
                 run.shuffle_state[0] = _random.shuffle(run.order, int(run.shuffle_state[0]))
             weighted_loss = weighted_penalty = 0.0
+            order = run.order[epoch] if run.order.ndim == 2 else run.order
             for start in range(0, n_samples, run.batch_size):
-                batch = run.order[start : start + run.batch_size]
+                batch = order[start : start + run.batch_size]
                 weights = None if run.sample_weight is None else run.sample_weight[batch]
                 loss, penalty, run.status = self._optimizer_step(x[batch], y[batch], weights, run, lr)
                 run.step_loss[run.steps] = loss

@@ -1057,6 +1057,43 @@ def test_bad_orders_are_refused(net_class, order, error):
     assert net.optimizer is None
 
 
+@pytest.mark.parametrize("batch_size", ORDER_BATCH_SIZES)
+def test_an_order_per_epoch_is_one_epoch_fits_in_those_orders(net_class, dtype, batch_size):
+    """A 2-D order: epoch i visits the samples in row i, as fit(epochs=1, order=row i)
+    calls in turn do (the optimizer continuing), to the bit."""
+    rng = np.random.default_rng(48)
+    layers = [4, 6, 3]
+    x, y, w = random_weighted_data(rng, 11, layers, "binary_log_loss", soft=True)
+    orders = np.stack([rng.permutation(11) for _ in range(3)])
+    net = make_net(net_class, layers, x=x, seed=49, loss="binary_log_loss", l2=0.3, dtype=dtype)
+    stepped = copy.deepcopy(net)
+    history = net.fit(x, y, epochs=3, batch_size=batch_size, order=orders, sample_weight=w,
+                      optimizer=OPTIMIZERS["adam-sklearn"](0.05, adam_eps(dtype)))
+    optimizer = OPTIMIZERS["adam-sklearn"](0.05, adam_eps(dtype))
+    epochs = [stepped.fit(x, y, epochs=1, batch_size=batch_size, order=row, sample_weight=w, optimizer=optimizer)
+              for row in orders]
+    np.testing.assert_array_equal(history.loss, np.concatenate([h.loss for h in epochs]))
+    np.testing.assert_array_equal(history.epoch_loss, np.concatenate([h.epoch_loss for h in epochs]))
+    np.testing.assert_array_equal(net.parameters, stepped.parameters)
+    # The rows did matter: the first order for every epoch is another trajectory.
+    other = make_net(net_class, layers, x=x, seed=49, loss="binary_log_loss", l2=0.3, dtype=dtype)
+    other.fit(x, y, epochs=3, batch_size=batch_size, order=orders[0], sample_weight=w,
+              optimizer=OPTIMIZERS["adam-sklearn"](0.05, adam_eps(dtype)))
+    assert batch_size == 11 or not np.array_equal(other.parameters, net.parameters)
+
+
+@pytest.mark.parametrize("orders, message", [
+    (np.stack([np.arange(8)] * 2), r"order must have shape \(8,\), or \(3, 8\) for one order per epoch"),
+    (np.stack([np.arange(8), order_with(2, 0), np.arange(8)]), r"order\[1\] must be a permutation"),
+    (np.stack([np.arange(8), np.arange(8), order_with(5, 8)]), r"got 8 at index \(2, 5\)"),
+])
+def test_bad_orders_per_epoch_are_refused(net_class, orders, message):
+    x, y = np.random.default_rng(46).standard_normal((8, 2)), np.zeros((8, 1))
+    net = net_class([2, 3, 1], seed=0, loss="squared_error")
+    with pytest.raises(ValueError, match=message):
+        net.fit(x, y, epochs=3, lr=0.01, batch_size=3, order=orders)
+
+
 def test_order_refuses_validation_fraction_but_takes_validation_data(net_class):
     """The split would leave order naming rows that are gone; validation data leave x whole."""
     x, y = np.random.default_rng(47).standard_normal((8, 2)), np.zeros((8, 1))

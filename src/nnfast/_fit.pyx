@@ -94,7 +94,10 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
         vector_data(<cnp.ndarray?>run.sample_weight, kind, n_samples, False) if weighted else NULL)
     cdef floating* w_gathered = vector_data(w_batch, kind, batch_size if gather and weighted else 0, True)
     cdef const floating* w_rows = NULL
-    cdef Py_ssize_t* order = index_data(<cnp.ndarray?>run.order, n_samples)
+    # One order for every epoch, or (2-D) one per epoch: epoch_order points at the current one.
+    cdef bint order_per_epoch = cnp.PyArray_NDIM(<cnp.ndarray?>run.order) == 2
+    cdef Py_ssize_t* order = index_data(<cnp.ndarray?>run.order, n_samples * (epochs if order_per_epoch else 1))
+    cdef Py_ssize_t* epoch_order = order
     cdef cnp.ndarray state_array = run.shuffle_state, steps_array = run.optimizer_steps
     if (cnp.PyArray_TYPE(state_array) != cnp.NPY_UINT64 or cnp.PyArray_SIZE(state_array) != 1
             or cnp.PyArray_TYPE(steps_array) != cnp.NPY_INT64 or cnp.PyArray_SIZE(steps_array) != 1
@@ -142,17 +145,18 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
         while modifying and epoch < stop and status == STEP_OK and not stopped:
             if shuffle:
                 shuffle_indices(order, n_samples, shuffle_state)
+            epoch_order = order + epoch * n_samples if order_per_epoch else order
             weighted_loss = weighted_penalty = 0
             start = 0
             while start < n_samples:
                 rows = min(batch_size, n_samples - start)
                 if gather:
-                    gather_rows(inputs, order + start, rows, n_in, x_gathered)
-                    gather_rows(targets, order + start, rows, n_out, y_gathered)
+                    gather_rows(inputs, epoch_order + start, rows, n_in, x_gathered)
+                    gather_rows(targets, epoch_order + start, rows, n_out, y_gathered)
                     x_rows = x_gathered
                     y_rows = y_gathered
                     if weighted:
-                        gather_rows(sample_weights, order + start, rows, 1, w_gathered)
+                        gather_rows(sample_weights, epoch_order + start, rows, 1, w_gathered)
                         w_rows = w_gathered
                 else:
                     x_rows = inputs + start * n_in
