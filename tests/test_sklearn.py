@@ -32,6 +32,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+import nnfast  # noqa: E402
 from nnfast import sklearn as nf  # noqa: E402
 
 # The agreement the issue asks for after 5 epochs in float64, and the looser one of float32.
@@ -561,6 +562,28 @@ def test_clone_pickle_and_joblib_round_trips(solver, tmp_path):
     # The parameters are pickled once (as coefs_ and intercepts_), not also inside the net.
     n_bytes = sum(a.nbytes for a in estimator.coefs_ + estimator.intercepts_)
     assert len(pickle.dumps(estimator)) < 1.5 * n_bytes + 20_000
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_epochs_run_in_as_few_compiled_calls_as_the_tol_rule_allows(verbose, monkeypatch, capsys):
+    """The tol rule can stop a fit (or adapt the learning rate) only after n_iter_no_change + 1
+    epochs without progress, so that many epochs run in one Net.fit call; with verbose output
+    (printed after every epoch), one at a time."""
+    calls = []
+    fit = nnfast.Net.fit
+
+    def counting_fit(net, *args, **kwargs):
+        calls.append(kwargs["epochs"])
+        return fit(net, *args, **kwargs)
+
+    monkeypatch.setattr(nnfast.Net, "fit", counting_fit)
+    X, y = make_data("regression", n_samples=60)
+    model = nf.MLPRegressor(hidden_layer_sizes=(5,), learning_rate_init=1e-3, tol=0.0, n_iter_no_change=10,
+                         max_iter=33, random_state=0, verbose=verbose)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X, y)
+    assert model.n_iter_ == 33 and max(model.loss_curve_) == model.loss_curve_[0]
+    assert calls == ([1] * 33 if verbose else [11, 11, 11])
 
 
 def test_import_without_scikit_learn_says_what_to_install(tmp_path):

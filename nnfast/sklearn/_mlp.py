@@ -4,11 +4,15 @@ The estimators translate; they do not compute. Each ``fit`` validates its
 inputs as scikit-learn does, draws the initial weights, the early-stopping
 split and every epoch's sample order from scikit-learn's random number
 sequence (the same ``RandomState`` calls in the same order), and hands the
-arithmetic to the core: one ``Net.fit(epochs=1, order=...)`` call per
-epoch for ``"sgd"`` and ``"adam"`` (losses, L2 penalty, gradients and
-updates in compiled code, scikit-learn's update rules through
-``style="sklearn"``), one ``Net.loss_and_gradients`` call per function
-evaluation of SciPy's L-BFGS-B for ``"lbfgs"``. Between epochs this module
+arithmetic to the core: ``Net.fit(epochs=k, order=...)`` calls, each
+running ``k`` epochs in their orders, for ``"sgd"`` and ``"adam"``
+(losses, L2 penalty, gradients and updates in compiled code,
+scikit-learn's update rules through ``style="sklearn"``). ``k`` is as many
+epochs as the ``tol`` rule must see before it can stop the fit, so the
+books kept after each epoch come out as they would one epoch at a time;
+verbose output, early stopping, ``"invscaling"`` and ``partial_fit`` take
+one epoch per call. One ``Net.loss_and_gradients`` call per function
+evaluation of SciPy's L-BFGS-B for ``"lbfgs"``. After each epoch this module
 keeps scikit-learn's books: ``loss_curve_``, the ``tol`` /
 ``n_iter_no_change`` rule, the validation scores and the best weights of
 early stopping, the ``"invscaling"`` and ``"adaptive"`` learning rates,
@@ -382,39 +386,34 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
+        schedule = self._lr_schedule[0]
+        # Where nothing happens between two epochs but scikit-learn's books, several epochs
+        # run in one compiled call (see _epochs_per_call); else one per call.
+        one_at_a_time = (early_stopping or self.verbose or incremental
+                         or (isinstance(optimizer, nnfast.SGD) and schedule == "invscaling"))
         try:
             self.n_iter_ = 0
-            for _ in range(self.max_iter):
+            while self.n_iter_ < self.max_iter:
+                epochs = 1 if one_at_a_time else self._epochs_per_call()
                 if self.shuffle:
-                    sample_idx = _reshuffled(sample_idx, random_state)
-                    order = dict(order=sample_idx)
+                    orders = np.empty((epochs, n_samples), dtype=np.intp)
+                    for epoch in range(epochs):
+                        sample_idx = orders[epoch] = _reshuffled(sample_idx, random_state)
+                    order = dict(order=orders)
                 else:
                     order = dict(shuffle=False)
-                history = net.fit(X_train, y_train, epochs=1, optimizer=optimizer, batch_size=batch_size,
-                                  sample_weight=sample_weight_train, **order)
-                self.n_iter_ += 1
-                self.loss_ = self._reported_loss(history)
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-
-                self._update_no_improvement_count(net, early_stopping, X_val, y_val, sample_weight_val)
-                schedule, learning_rate_init, power_t = self._lr_schedule
-                if isinstance(optimizer, nnfast.SGD) and schedule == "invscaling":
-                    optimizer.lr = learning_rate_init / (self.t_ + 1) ** power_t
-
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d consecutive epochs."
-                               % (self.tol, self.n_iter_no_change))
-                    else:
-                        msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
-                               % (self.tol, self.n_iter_no_change))
-                    if self._trigger_stopping(optimizer, msg):
-                        break
-                    self._no_improvement_count = 0
-
+                try:
+                    history = net.fit(X_train, y_train, epochs=epochs, optimizer=optimizer, batch_size=batch_size,
+                                      sample_weight=sample_weight_train, **order)
+                except (nnfast.DivergenceError, KeyboardInterrupt) as error:
+                    # The epochs completed before it still count, as they would one call at a time.
+                    if error.history is not None:
+                        self._end_epochs(net, error.history, optimizer, n_samples, early_stopping, X_val, y_val,
+                                         sample_weight_val)
+                    raise
+                if self._end_epochs(net, history, optimizer, n_samples, early_stopping, X_val, y_val,
+                                    sample_weight_val):
+                    break
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:
@@ -431,15 +430,48 @@ class _BaseMLP(BaseEstimator):
             net.weights = self._best_coefs
             net.biases = self._best_intercepts
 
-    def _reported_loss(self, history):
-        """The epoch's loss as scikit-learn reports it. Its squared error averages
+    def _epochs_per_call(self):
+        """How many epochs the next compiled call can run: as many as the ``tol`` rule
+        needs at least before it can stop the fit (or adapt the learning rate), since
+        each epoch adds at most one to the count it compares with ``n_iter_no_change``."""
+        return max(1, min(self.n_iter_no_change + 1 - self._no_improvement_count, self.max_iter - self.n_iter_))
+
+    def _end_epochs(self, net, history, optimizer, n_samples, early_stopping, X_val, y_val, sample_weight_val):
+        """scikit-learn's books after each epoch of ``history``, in turn; return whether to stop."""
+        for epoch in range(history.epochs):
+            self.n_iter_ += 1
+            self.loss_ = self._reported_loss(history, epoch)
+            self.t_ += n_samples
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+
+            self._update_no_improvement_count(net, early_stopping, X_val, y_val, sample_weight_val)
+            schedule, learning_rate_init, power_t = self._lr_schedule
+            if isinstance(optimizer, nnfast.SGD) and schedule == "invscaling":
+                optimizer.lr = learning_rate_init / (self.t_ + 1) ** power_t
+
+            if self._no_improvement_count > self.n_iter_no_change:
+                if early_stopping:
+                    msg = ("Validation score did not improve more than tol=%f for %d consecutive epochs."
+                           % (self.tol, self.n_iter_no_change))
+                else:
+                    msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
+                           % (self.tol, self.n_iter_no_change))
+                if self._trigger_stopping(optimizer, msg):
+                    return True
+                self._no_improvement_count = 0
+        return False
+
+    def _reported_loss(self, history, epoch):
+        """Epoch ``epoch``'s loss as scikit-learn reports it. Its squared error averages
         the outputs where its gradient (and so nnfast's loss) sums them: for
         several outputs the data part is divided by their number, the
         penalty left as it is."""
-        loss = history.epoch_loss[0]
+        loss = history.epoch_loss[epoch]
         if self.out_activation_ != "identity" or self.n_outputs_ == 1:
             return loss
-        penalty = history.epoch_penalty[0]
+        penalty = history.epoch_penalty[epoch]
         return (loss - penalty) / self.n_outputs_ + penalty
 
     def _trigger_stopping(self, optimizer, msg):
