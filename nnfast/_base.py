@@ -716,6 +716,8 @@ class BaseNet:
             while run.epoch < run.epochs and not run.stopped:
                 first = run.epoch
                 self._run_epochs(x, y, x_val, y_val, run, min(run.epoch + chunk, run.epochs))
+                if run.cancelled:
+                    raise KeyboardInterrupt("training was cancelled from another thread")
                 if run.status != STEP_OK:
                     raise DivergenceError(run.status, run.steps - 1, run.learning_rates[run.epoch],
                                           run.history(classification))

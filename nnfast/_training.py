@@ -8,9 +8,31 @@ rates, the optimizer, the loss records and the early-stopping progress.
 or progress printing needs Python in between; the result is the same
 either way, because every piece of state lives here.
 """
+import contextlib
+import threading
+
 import numpy as np
 
 from nnfast._history import STEP_OK, History
+
+# The cancel flag that training runs started in this thread share (see cancelling).
+_thread_state = threading.local()
+
+
+@contextlib.contextmanager
+def cancelling(flag):
+    """Within this block, training runs this thread starts stop after their current step once
+    ``flag[0]`` (a uint8[1] array) is set, from any thread, and raise ``TrainingInterrupted``.
+
+    How ``nnfast.Ensemble`` stops the member fits of its worker threads on Ctrl-C, which
+    only the main thread sees.
+    """
+    previous = getattr(_thread_state, "cancel", None)
+    _thread_state.cancel = flag
+    try:
+        yield
+    finally:
+        _thread_state.cancel = previous
 
 
 class TrainingRun:
@@ -51,6 +73,11 @@ class TrainingRun:
         STEP_OK, or how the last step failed.
     stopped : bool
         Early stopping (or the callback) ended the run.
+    cancel : ndarray of uint8, shape (1,)
+        Set (by another thread) to stop the run after its current step: the
+        flag of ``cancelling``, or a flag of the run's own.
+    cancelled : bool
+        The run stopped because ``cancel`` was set.
     """
 
     def __init__(self, n_samples, n_params, dtype, epochs, batch_size, shuffle, shuffle_state,
@@ -83,6 +110,9 @@ class TrainingRun:
         self.steps = 0
         self.status = STEP_OK
         self.stopped = False
+        flag = getattr(_thread_state, "cancel", None)
+        self.cancel = np.zeros(1, dtype=np.uint8) if flag is None else flag
+        self.cancelled = False
 
     def history(self, classification):
         """The ``History`` of the epochs run so far.

@@ -17,9 +17,10 @@ from nnfast import _random
 from nnfast._base import BaseNet
 from nnfast._history import LOSS_NOT_FINITE, STEP_OK, UPDATE_NOT_FINITE
 from nnfast._validation import CLASSIFICATION_LOSSES
+from nnfast.ensemble import BaseEnsemble
 from nnfast.optimizers import ADAM_CODE, ADAMW_CODE, STYLES
 
-__all__ = ["Net"]
+__all__ = ["Net", "Ensemble"]
 
 
 def sigmoid(z):
@@ -274,6 +275,9 @@ class Net(BaseNet):
                     return
                 weighted_loss += loss * len(batch)
                 weighted_penalty += penalty * len(batch)
+                if run.cancel[0] and start + run.batch_size < n_samples:
+                    run.cancelled = True  # another thread asked to stop: after this step
+                    return
             run.epoch_loss[epoch] = weighted_loss / n_samples
             run.epoch_penalty[epoch] = weighted_penalty / n_samples
             if x_val is not None:
@@ -293,3 +297,14 @@ class Net(BaseNet):
                     return
                 else:
                     run.progress[1] = waited + 1
+            if run.cancel[0] and run.epoch < stop:
+                run.cancelled = True  # after the epoch's last step and its bookkeeping
+                return
+
+
+class Ensemble(BaseEnsemble):
+    __doc__ = BaseEnsemble.__doc__.replace(
+        "(use ``nnfast.Ensemble``)", "of ``nnfast.reference.Net``, fitted one after the other: the "
+        "specification of ``nnfast.Ensemble``")
+    _net_class = Net
+    _parallel = False

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import nnfast
+import nnfast.reference
 from tests.conftest import params_of
 
 # Ctrl-C must stop a fit within 0.1 s (or one step); the extra is for a busy CI machine.
@@ -203,3 +204,25 @@ def test_keyboard_interrupt_from_a_callback_carries_the_history():
         net.fit(x, y, epochs=10, batch_size=8, lr=0.01, seed=5, callback=callback)
     assert caught.value.history.epochs == 2
     assert len(caught.value.history.loss) == 10
+
+
+@pytest.mark.parametrize("net_class", [nnfast.Net, nnfast.reference.Net], ids=["fast", "reference"])
+@pytest.mark.parametrize("batch_size", [4, 10], ids=["mini-batches", "full-batch"])
+def test_a_cancel_flag_stops_a_fit_after_its_current_step(net_class, batch_size):
+    """What nnfast.Ensemble does to its worker threads' fits on Ctrl-C: with the flag of
+    ``_training.cancelling`` set, a fit stops after one step (and, if that ended an epoch,
+    its bookkeeping), keeping that step, and raises TrainingInterrupted."""
+    from nnfast import _training
+
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((10, 3)), rng.standard_normal((10, 2))
+    net, twin = (net_class([3, 4, 2], seed=2) for _ in range(2))
+    flag = np.ones(1, dtype=np.uint8)
+    with _training.cancelling(flag), pytest.raises(nnfast.TrainingInterrupted) as error:
+        net.fit(x, y, epochs=5, lr=0.01, batch_size=batch_size, shuffle=False)
+    history = error.value.history
+    assert len(history.loss) == 1 and history.epochs == (1 if batch_size == 10 else 0)
+    twin.train_step(x[:batch_size], y[:batch_size], 0.01)
+    np.testing.assert_array_equal(net.parameters, twin.parameters)
+    # Outside the block, fits run on.
+    assert net.fit(x, y, epochs=2, lr=0.01, batch_size=batch_size).epochs == 2

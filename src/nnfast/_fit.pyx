@@ -15,6 +15,16 @@ from nnfast._shuffle cimport shuffle_indices
 from nnfast._signals cimport SignalPoll, interrupted, pending_exception, poll_start
 from nnfast._status cimport LOSS_NOT_FINITE, STEP_OK, UPDATE_NOT_FINITE
 
+cdef extern from *:
+    """
+    /* run.cancel is set by another thread (an ensemble's, on Ctrl-C): read it
+       afresh every time, never from a register. */
+    static inline int nnfast_cancel_requested(const unsigned char* flag) {
+        return __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
+    }
+    """
+    bint cancel_requested "nnfast_cancel_requested"(const unsigned char* flag) noexcept nogil
+
 cnp.import_array()
 
 cdef int optimizer_step(const Architecture* arch, floating* params, const floating* x,
@@ -105,6 +115,10 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
         raise ValueError("run.shuffle_state must be a writeable uint64[1] and run.optimizer_steps "
                          "a writeable int64[1]")
     cdef uint64_t* shuffle_state = <uint64_t*>cnp.PyArray_DATA(state_array)
+    cdef cnp.ndarray cancel_array = run.cancel
+    if cnp.PyArray_TYPE(cancel_array) != cnp.NPY_UINT8 or cnp.PyArray_SIZE(cancel_array) != 1:
+        raise ValueError("run.cancel must be a uint8[1]")
+    cdef const unsigned char* cancel = <const unsigned char*>cnp.PyArray_DATA(cancel_array)
     cdef const double* learning_rates = vector_data(<cnp.ndarray?>run.learning_rates, <double*>NULL, epochs, False)
     cdef Hyperparameters hyper = read_hyperparameters(
         vector_data(<cnp.ndarray?>run.optimizer.hyperparameters(), <double*>NULL, 8, False))
@@ -177,7 +191,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
                 # (after the epoch's bookkeeping, if that was its last step).
                 if readers_waiting(lock) and not lock.let_readers_in(&poll):
                     modifying = False  # Ctrl-C meanwhile: no more steps
-                if not modifying or (start < n_samples and interrupted(&poll)):
+                if not modifying or (start < n_samples and (interrupted(&poll) or cancel_requested(cancel))):
                     break
             if start < n_samples:  # a step failed, or Ctrl-C came mid-epoch
                 break
@@ -203,7 +217,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
                     stopped = True
                 else:
                     progress[1] += 1
-            if poll.raised or interrupted(&poll):
+            if poll.raised or interrupted(&poll) or cancel_requested(cancel):
                 break
         if modifying:
             lock.release_modify()
@@ -212,6 +226,7 @@ cdef run_epochs_typed(floating* kind, cnp.ndarray table, int loss, double negati
     run.steps = step
     run.status = status
     run.stopped = stopped
+    run.cancelled = epoch < stop and status == STEP_OK and not stopped and cancel_requested(cancel)
     if error is not None:
         raise error
 
@@ -246,7 +261,9 @@ def run_epochs(cnp.ndarray table, int loss, double negative_slope, double l2, cn
         step count, loss records, early-stopping progress, best parameters)
         are updated in place, then its counters: ``epoch``, ``steps``,
         ``status`` (STEP_OK, or how the last step failed; that step was not
-        applied) and ``stopped`` (early stopping fired).
+        applied), ``stopped`` (early stopping fired) and ``cancelled``
+        (another thread set ``run.cancel[0]``, and the run stopped after a
+        step, before ``stop``).
     stop : int
         The epoch to stop before.
     lock : nnfast._lock.NetLock

@@ -1,0 +1,322 @@
+"""Many nets at once: ``Ensemble`` trains K nets of one architecture on the same data.
+
+Members differ in their seeds (initialization and batch order), their
+hyper-parameters (learning rate, weight decay, momentum) and their sample
+weights, which give bagging (``bootstrap=True``) and the folds of a
+cross-validation. Member ``i`` is exactly ``nnfast.Net(layers,
+seed=init_seeds[i], **net_kwargs)`` fitted alone with
+``seed=fit_seeds[i]`` and its own hyper-parameters and weights: the
+ensemble runs the very same fits, each as one compiled call that releases
+the GIL, on ``n_threads`` threads at once. Each thread writes only its own
+members' memory, so the result does not depend on the thread count.
+
+Seeds
+-----
+With ``seeds=[s_0, s_1, ...]``, member ``i`` is initialized with ``s_i``.
+With one ``seed`` (or none, which draws fresh entropy), member ``i``'s is
+``numpy.random.SeedSequence([seed, i, 0]).generate_state(1, numpy.uint64)[0]``.
+The shuffle seed of member ``i`` in the ``k``-th call of ``fit`` (``k`` from
+0), unless ``fit(seeds=...)`` gives them, is
+``SeedSequence([base, i, 1, k])``'s first 64-bit word, ``base`` being ``seed``
+or, with ``seeds``, ``s_i`` (and ``i`` then 0). ``init_seeds`` and
+``fit_seeds`` (of the last ``fit``) hold them.
+"""
+import concurrent.futures
+import os
+
+import numpy as np
+
+from nnfast import _training
+from nnfast._history import DivergenceError, TrainingInterrupted
+from nnfast._validation import check_int, check_seed
+from nnfast.net import Net
+from nnfast.optimizers import SGD, Optimizer
+
+__all__ = ["Ensemble", "BaseEnsemble"]
+
+
+def _derived_seed(*words):
+    return int(np.random.SeedSequence([int(word) for word in words]).generate_state(1, np.uint64)[0])
+
+
+class BaseEnsemble:
+    """K nets of one architecture, fitted together (use ``nnfast.Ensemble``).
+
+    Parameters
+    ----------
+    layers : sequence of int
+        The members' layer sizes, as ``nnfast.Net`` takes them.
+    n_members : int, optional
+        How many members; with ``seeds``, their number (if given, it must match).
+    seed : int or None, default None
+        The seed every member's seeds derive from (see the module docstring).
+    seeds : sequence of int, optional
+        One initialization seed per member, instead of ``seed``.
+    **net_kwargs
+        The members' options, as ``nnfast.Net`` takes them (``activation``,
+        ``loss``, ``l2``, ``dtype``, ...).
+
+    Attributes
+    ----------
+    members : list of nnfast.Net
+        The nets themselves (not copies): member ``i`` is ``members[i]``.
+    init_seeds : list of int
+    fit_seeds : list of int or None
+        The shuffle seeds of the last ``fit``.
+    diverged : list of bool
+        Which members diverged in the last ``fit`` (see ``fit``).
+    """
+
+    _net_class = None  # the member class: nnfast.Net or nnfast.reference.Net
+    _parallel = True  # whether members fit on threads of their own
+
+    def __init__(self, layers, *, n_members=None, seed=None, seeds=None, **net_kwargs):
+        if "seed" in net_kwargs:  # pragma: no cover - caught by the signature
+            raise TypeError("give seed or seeds")
+        if seeds is not None:
+            if seed is not None:
+                raise ValueError("give seed or seeds, not both")
+            seeds = [check_seed(s) for s in seeds]
+            if any(s is None for s in seeds) or not seeds:
+                raise ValueError(f"seeds must be a non-empty sequence of ints >= 0, got {seeds!r}")
+            if n_members is not None and check_int("n_members", n_members, 1) != len(seeds):
+                raise ValueError(f"n_members={n_members} but {len(seeds)} seeds")
+            self._seed_bases = [(s, 0) for s in seeds]
+            self.init_seeds = list(seeds)
+        else:
+            if n_members is None:
+                raise TypeError("give n_members (with seed) or seeds")
+            n_members = check_int("n_members", n_members, 1)
+            seed = check_seed(seed)
+            base = np.random.SeedSequence().entropy if seed is None else seed
+            self._seed_bases = [(base, i) for i in range(n_members)]
+            self.init_seeds = [_derived_seed(base, i, 0) for i in range(n_members)]
+        self.members = [self._net_class(layers, seed=s, **net_kwargs) for s in self.init_seeds]
+        self.fit_seeds = None
+        self.diverged = [False] * len(self.members)
+        self._fits = 0
+
+    @property
+    def n_members(self):
+        """int: the number of members."""
+        return len(self.members)
+
+    def __repr__(self):
+        first = repr(self.members[0])
+        return f"{type(self).__module__}.{type(self).__name__}({first}, n_members={self.n_members})"
+
+    # -- training ----------------------------------------------------------
+
+    def fit(self, x, y, *, epochs, lr=None, optimizer=None, weight_decay=None, momentum=None,
+            sample_weight=None, bootstrap=False, seeds=None, n_threads=None, **fit_kwargs):
+        """Fit every member and return their histories.
+
+        Member ``i`` runs ``members[i].fit(x, y, epochs=epochs,
+        optimizer=<its optimizer>, seed=fit_seeds[i], sample_weight=<its
+        weights>, **fit_kwargs)``, exactly as a net fitted alone.
+
+        Parameters
+        ----------
+        x, y, epochs, **fit_kwargs
+            As for ``nnfast.Net.fit`` (``batch_size``, ``shuffle``,
+            ``schedule``, ``validation_data``, ``validation_fraction``,
+            ``early_stopping``, ``patience``, ``min_delta``), for every
+            member. Not ``verbose``, ``callback`` or ``order``.
+        lr : float or sequence of float, optional
+            The learning rate, or one per member (a sweep in one call).
+        optimizer : nnfast optimizer, optional
+            The optimizer of every member: each gets a fresh copy of its
+            hyper-parameters (no state), with its own ``lr``,
+            ``weight_decay`` and ``momentum`` where those are given. With
+            none of ``lr``, ``optimizer``, ``weight_decay``, ``momentum``,
+            each member continues with the optimizer it has.
+        weight_decay, momentum : float or sequence of float, optional
+            Per member, or for all; ``momentum`` for SGD only.
+        sample_weight : array_like, shape (n_samples,) or (n_members, n_samples), optional
+            The samples' weights, for all members or per member (bootstrap
+            counts, 0/1 fold masks).
+        bootstrap : bool, default False
+            Multiply each member's weights by bootstrap counts: a draw of
+            ``n_samples`` rows with replacement, from
+            ``numpy.random.default_rng(fit_seeds[i]).multinomial``.
+        seeds : sequence of int, optional
+            The members' shuffle seeds (see the module docstring for the default).
+        n_threads : int, optional
+            Threads fitting members at once; default: the CPUs this process
+            may run on, at most ``n_members``. The results do not depend on it.
+
+        Returns
+        -------
+        list of History
+            One per member. A member that diverges (a ``DivergenceError``
+            of its own fit) keeps the parameters before the failing step;
+            its history is the error's, it is flagged in ``diverged``, and
+            the other members train on.
+
+        Raises
+        ------
+        TrainingInterrupted
+            On Ctrl-C: every member stops after its current step; the
+            exception's ``history`` is the list of the members' histories
+            so far (``None`` for members that had not started).
+        """
+        for name in ("verbose", "callback", "order"):
+            if name in fit_kwargs:
+                raise TypeError(f"Ensemble.fit does not take {name!r}")
+        n_members = self.n_members
+        optimizers = self._member_optimizers(lr, optimizer, weight_decay, momentum)
+        x, y = self.members[0]._check_data(x, y)  # once, in the members' dtype
+        n_samples = x.shape[0]
+        self.fit_seeds = self._fit_seeds(seeds)
+        weights = self._member_weights(sample_weight, bootstrap, n_samples)
+        n_threads = self._thread_count(n_threads)
+        histories = [None] * n_members
+        diverged = [False] * n_members
+        flag = np.zeros(1, dtype=np.uint8)
+
+        def fit_member(i):
+            member = self.members[i]
+            with _training.cancelling(flag):
+                try:
+                    histories[i] = member.fit(x, y, epochs=epochs, optimizer=optimizers[i], seed=self.fit_seeds[i],
+                                              sample_weight=weights[i], **fit_kwargs)
+                except DivergenceError as error:
+                    histories[i], diverged[i] = error.history, True
+                except TrainingInterrupted as error:
+                    histories[i] = error.history
+                    raise
+
+        self._fits += 1
+        try:
+            if not self._parallel or n_threads == 1:
+                for i in range(n_members):
+                    fit_member(i)
+            else:
+                self._run_threads(fit_member, n_threads, flag)
+        except KeyboardInterrupt as error:
+            steps = sum(len(h.loss) for h in histories if h is not None)
+            raise _EnsembleInterrupted(steps, histories) from error
+        finally:
+            self.diverged = diverged
+        return histories
+
+    def _run_threads(self, fit_member, n_threads, flag):
+        """Run ``fit_member(i)`` for every member on ``n_threads`` threads; on Ctrl-C in this
+        thread, set ``flag`` (which stops the others' fits) and wait for them."""
+        with concurrent.futures.ThreadPoolExecutor(n_threads, thread_name_prefix="nnfast-ensemble") as pool:
+            futures = [pool.submit(fit_member, i) for i in range(self.n_members)]
+            try:
+                pending = set(futures)
+                while pending:  # short waits: Ctrl-C reaches this thread between them
+                    _, pending = concurrent.futures.wait(pending, timeout=0.05)
+            except KeyboardInterrupt:
+                flag[0] = 1
+                for future in futures:
+                    future.cancel()
+                concurrent.futures.wait(futures)
+                raise
+            for future in futures:
+                error = future.exception()
+                if error is not None:
+                    raise error
+
+    def _member_optimizers(self, lr, optimizer, weight_decay, momentum):
+        n_members = self.n_members
+        per_member = {name: self._per_member(name, value) for name, value in
+                      (("lr", lr), ("weight_decay", weight_decay), ("momentum", momentum)) if value is not None}
+        if optimizer is None and not per_member:
+            if any(member.optimizer is None for member in self.members):
+                raise ValueError("training needs a learning rate (lr=...) or an optimizer (optimizer=...): "
+                                 "the members have none yet to continue with")
+            return [None] * n_members  # each member continues with its own optimizer
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be an nnfast optimizer, got {optimizer!r}")
+        if optimizer is None:
+            if "lr" not in per_member:
+                raise TypeError("give lr or optimizer (weight_decay and momentum set an optimizer's options)")
+            optimizer = SGD(per_member["lr"][0])
+        if "momentum" in per_member and not isinstance(optimizer, SGD):
+            raise ValueError(f"momentum is an SGD option; the optimizer is {type(optimizer).__name__}")
+        fields = optimizer._fields()
+        return [type(optimizer)(**{**fields, **{name: values[i] for name, values in per_member.items()}})
+                for i in range(n_members)]
+
+    def _per_member(self, name, value):
+        values = np.atleast_1d(np.asarray(value, dtype=object))
+        if values.ndim != 1 or len(values) not in (1, self.n_members):
+            raise ValueError(f"{name} must be one number or one per member ({self.n_members}), got {value!r}")
+        values = [float(v) if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                  else v for v in values]
+        return values * self.n_members if len(values) == 1 else values
+
+    def _fit_seeds(self, seeds):
+        if seeds is None:
+            return [_derived_seed(base, i, 1, self._fits) for base, i in self._seed_bases]
+        seeds = [check_seed(s) for s in seeds]
+        if len(seeds) != self.n_members or any(s is None for s in seeds):
+            raise ValueError(f"seeds must be {self.n_members} ints >= 0, one per member, got {seeds!r}")
+        return seeds
+
+    def _member_weights(self, sample_weight, bootstrap, n_samples):
+        n_members = self.n_members
+        if sample_weight is None:
+            weights = [None] * n_members
+        else:
+            array = np.asarray(sample_weight)
+            if array.ndim == 2:
+                if array.shape != (n_members, n_samples):
+                    raise ValueError(f"sample_weight must have shape ({n_samples},) or ({n_members}, {n_samples}), "
+                                     f"got {array.shape}")
+                weights = list(array)
+            else:
+                weights = [sample_weight] * n_members
+        if bootstrap:
+            counts = [np.random.default_rng(s).multinomial(n_samples, np.full(n_samples, 1 / n_samples))
+                      for s in self.fit_seeds]
+            weights = [c.astype(np.float64) if w is None else c * np.asarray(w, dtype=np.float64)
+                       for c, w in zip(counts, weights)]
+        return weights
+
+    def _thread_count(self, n_threads):
+        if n_threads is None:
+            try:
+                cpus = len(os.sched_getaffinity(0))
+            except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+                cpus = os.cpu_count() or 1
+            return max(1, min(cpus, self.n_members))
+        return min(check_int("n_threads", n_threads, 1), self.n_members)
+
+    # -- predictions -------------------------------------------------------
+
+    def predict(self, x):
+        """Every member's ``predict(x)``, stacked: shape ``(n_members, n_samples, layers[-1])``."""
+        x = self.members[0]._check_x(x)
+        return np.stack([member.predict(x) for member in self.members])
+
+    def predict_proba(self, x):
+        """Every member's ``predict_proba(x)``, stacked: shape ``(n_members, n_samples, layers[-1])``."""
+        x = self.members[0]._check_x(x)
+        return np.stack([member.predict_proba(x) for member in self.members])
+
+    def predict_mean(self, x):
+        """The members' mean ``predict(x)``: shape ``(n_samples, layers[-1])``."""
+        return self.predict(x).mean(axis=0)
+
+    def predict_std(self, x):
+        """The standard deviation of the members' ``predict(x)`` (``ddof=0``): their spread."""
+        return self.predict(x).std(axis=0)
+
+
+class Ensemble(BaseEnsemble):
+    __doc__ = BaseEnsemble.__doc__.replace("(use ``nnfast.Ensemble``)", "of ``nnfast.Net``, fitted on threads at once")
+    _net_class = Net
+
+
+class _EnsembleInterrupted(TrainingInterrupted):
+    """``TrainingInterrupted`` of an ensemble: ``history`` is the list of the members' histories."""
+
+    def __init__(self, steps, histories):
+        KeyboardInterrupt.__init__(
+            self, f"training was interrupted after {steps} steps in all; each member keeps the parameters "
+                  f"after its last completed step, and the exception's history lists the members' histories")
+        self.history = histories

@@ -1,0 +1,253 @@
+"""``nnfast.Ensemble``: K nets fitted together, each bit-identical to the net fitted alone.
+
+Member ``i`` must equal ``Net(layers, seed=init_seeds[i], **options)``
+fitted alone with ``seed=fit_seeds[i]`` and its own optimizer and weights,
+to the bit, whatever ``n_threads``; ``nnfast.reference.Ensemble`` is the
+specification (``tests.conftest.TOL``).
+"""
+import copy
+import json
+import os
+import pickle
+import signal
+
+import numpy as np
+import pytest
+
+import nnfast
+import nnfast.reference
+from tests.conftest import TOL, assert_close, random_data, rel_error
+
+LAYERS = [5, 8, 6, 3]
+OPTIMIZERS = {
+    "sgd": lambda: nnfast.SGD(0.02),
+    "nesterov": lambda: nnfast.SGD(0.02, momentum=0.8, nesterov=True),
+    "nesterov-sklearn": lambda: nnfast.SGD(0.02, momentum=0.8, nesterov=True, style="sklearn"),
+    "adam": lambda: nnfast.Adam(1e-2),
+    "adam-sklearn": lambda: nnfast.Adam(1e-2, style="sklearn"),
+    "adamw": lambda: nnfast.AdamW(1e-2, weight_decay=0.1),
+}
+LOSSES = ["mse", "sse", "cross_entropy", "binary_cross_entropy", "poisson", "squared_error", "binary_log_loss"]
+
+
+def data(loss, n_samples=40, seed=0):
+    return random_data(np.random.default_rng(seed), n_samples, LAYERS, loss)
+
+
+def alone(ensemble, i, x, y, epochs, optimizer, **kwargs):
+    """Member ``i`` of ``ensemble``, fitted as a net alone; return (net, history)."""
+    member = ensemble.members[i]
+    net = nnfast.Net(LAYERS, seed=ensemble.init_seeds[i], activation=member.activation, loss=member.loss_name,
+                     dtype=member.dtype, l2=member.l2)
+    history = net.fit(x, y, epochs=epochs, optimizer=optimizer, seed=ensemble.fit_seeds[i], **kwargs)
+    return net, history
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("rule", OPTIMIZERS)
+def test_each_member_is_the_net_fitted_alone_to_the_bit(rule, loss, dtype):
+    x, y = data(loss)
+    results = []
+    for n_threads in (1, 2, 3):
+        ensemble = nnfast.Ensemble(LAYERS, n_members=4, seed=7, loss=loss, dtype=dtype, activation="tanh")
+        histories = ensemble.fit(x, y, epochs=3, batch_size=16, optimizer=OPTIMIZERS[rule](), n_threads=n_threads)
+        results.append(([m.parameters for m in ensemble.members], [h.loss for h in histories]))
+    for i in range(4):
+        net, history = alone(ensemble, i, x, y, 3, OPTIMIZERS[rule](), batch_size=16)
+        for parameters, losses in results:
+            np.testing.assert_array_equal(parameters[i], net.parameters)
+            np.testing.assert_array_equal(losses[i], history.loss)
+    assert not any(np.array_equal(results[0][0][0], p) for p in results[0][0][1:]), "members must differ"
+
+
+def test_the_reference_ensemble_is_the_specification(dtype):
+    x, y = data("cross_entropy")
+    fits = []
+    for cls in (nnfast.Ensemble, nnfast.reference.Ensemble):
+        ensemble = cls(LAYERS, n_members=3, seed=1, loss="cross_entropy", dtype=dtype)
+        histories = ensemble.fit(x, y, epochs=4, batch_size=8, lr=[0.05, 0.02, 0.01], momentum=[0.0, 0.5, 0.9],
+                                 sample_weight=np.arange(40) % 3, bootstrap=True)
+        fits.append((ensemble, histories))
+    (fast, fast_histories), (ref, ref_histories) = fits
+    assert fast.init_seeds == ref.init_seeds and fast.fit_seeds == ref.fit_seeds
+    assert_close([m.parameters for m in fast.members], [m.parameters for m in ref.members], dtype)
+    assert_close([h.loss for h in fast_histories], [h.loss for h in ref_histories], dtype)
+    assert rel_error(fast.predict(x), ref.predict(x)) <= TOL[np.dtype(dtype)]
+
+
+def test_seeds_derive_as_documented():
+    ensemble = nnfast.Ensemble([2, 3, 1], n_members=3, seed=11)
+    words = [np.random.SeedSequence([11, i, 0]).generate_state(1, np.uint64)[0] for i in range(3)]
+    assert ensemble.init_seeds == [int(w) for w in words]
+    for i, member in enumerate(ensemble.members):
+        np.testing.assert_array_equal(member.parameters, nnfast.Net([2, 3, 1], seed=int(words[i])).parameters)
+    x, y = np.random.default_rng(0).standard_normal((6, 2)), np.zeros((6, 1))
+    for k in range(2):
+        ensemble.fit(x, y, epochs=1, lr=0.01, batch_size=2)
+        assert ensemble.fit_seeds == [int(np.random.SeedSequence([11, i, 1, k]).generate_state(1, np.uint64)[0])
+                                      for i in range(3)]
+    given = nnfast.Ensemble([2, 3, 1], seeds=[5, 6])
+    assert given.init_seeds == [5, 6] and given.n_members == 2
+    np.testing.assert_array_equal(given.members[1].parameters, nnfast.Net([2, 3, 1], seed=6).parameters)
+    given.fit(x, y, epochs=1, lr=0.01, seeds=[1, 2])
+    assert given.fit_seeds == [1, 2]
+    given.fit(x, y, epochs=1, lr=0.01)
+    assert given.fit_seeds == [int(np.random.SeedSequence([s, 0, 1, 1]).generate_state(1, np.uint64)[0])
+                               for s in (5, 6)]
+
+
+def test_per_member_hyperparameters_and_weights_are_each_member_s_own():
+    x, y = data("mse")
+    weights = np.random.default_rng(3).uniform(0, 2, (3, 40))
+    ensemble = nnfast.Ensemble(LAYERS, n_members=3, seed=2, loss="mse")
+    ensemble.fit(x, y, epochs=2, batch_size=10, optimizer=nnfast.SGD(0.1, momentum=0.5), lr=[0.1, 0.05, 0.01],
+                 weight_decay=[0.0, 0.1, 0.2], momentum=[0.5, 0.0, 0.9], sample_weight=weights)
+    for i, (lr, decay, momentum) in enumerate(zip([0.1, 0.05, 0.01], [0.0, 0.1, 0.2], [0.5, 0.0, 0.9])):
+        net, _ = alone(ensemble, i, x, y, 2, nnfast.SGD(lr, momentum=momentum, weight_decay=decay), batch_size=10,
+                       sample_weight=weights[i])
+        np.testing.assert_array_equal(ensemble.members[i].parameters, net.parameters)
+
+
+def test_bootstrap_weights_are_multinomial_counts_of_the_fit_seed():
+    x, y = data("mse", n_samples=30)
+    ensemble = nnfast.Ensemble(LAYERS, n_members=2, seed=4, loss="mse")
+    ensemble.fit(x, y, epochs=2, lr=0.01, batch_size=7, bootstrap=True, sample_weight=np.full(30, 0.5))
+    for i in range(2):
+        counts = np.random.default_rng(ensemble.fit_seeds[i]).multinomial(30, np.full(30, 1 / 30))
+        net, _ = alone(ensemble, i, x, y, 2, nnfast.SGD(0.01), batch_size=7, sample_weight=0.5 * counts)
+        np.testing.assert_array_equal(ensemble.members[i].parameters, net.parameters)
+
+
+def test_continuing_a_fit_continues_each_member_s_optimizer():
+    x, y = data("mse")
+    ensemble = nnfast.Ensemble(LAYERS, n_members=2, seed=5, loss="mse")
+    ensemble.fit(x, y, epochs=2, batch_size=8, optimizer=nnfast.Adam(1e-2))
+    first_seeds = ensemble.fit_seeds
+    ensemble.fit(x, y, epochs=2, batch_size=8)
+    for i in range(2):
+        net = nnfast.Net(LAYERS, seed=ensemble.init_seeds[i], loss="mse")
+        net.fit(x, y, epochs=2, batch_size=8, optimizer=nnfast.Adam(1e-2), seed=first_seeds[i])
+        net.fit(x, y, epochs=2, batch_size=8, seed=ensemble.fit_seeds[i])
+        np.testing.assert_array_equal(ensemble.members[i].parameters, net.parameters)
+        assert ensemble.members[i].optimizer.step_count == 4 * 5  # 4 epochs of 5 batches
+
+
+def test_a_diverging_member_stops_alone():
+    x, y = data("mse")
+    ensemble = nnfast.Ensemble(LAYERS, n_members=3, seed=6, loss="mse")
+    histories = ensemble.fit(x, y, epochs=20, batch_size=8, lr=[0.01, 1e6, 0.01], n_threads=2)
+    assert ensemble.diverged == [False, True, False]
+    assert histories[1].epochs < 20 and histories[0].epochs == histories[2].epochs == 20
+    net = nnfast.Net(LAYERS, seed=ensemble.init_seeds[1], loss="mse")
+    with pytest.raises(nnfast.DivergenceError) as error:
+        net.fit(x, y, epochs=20, batch_size=8, lr=1e6, seed=ensemble.fit_seeds[1])
+    np.testing.assert_array_equal(ensemble.members[1].parameters, net.parameters)
+    np.testing.assert_array_equal(histories[1].loss, error.value.history.loss)
+    assert np.isfinite(ensemble.members[1].parameters).all()
+
+
+def test_predictions_stack_the_members():
+    x, y = data("cross_entropy")
+    ensemble = nnfast.Ensemble(LAYERS, n_members=3, seed=8, loss="cross_entropy")
+    ensemble.fit(x, y, epochs=2, lr=0.1)
+    outputs = np.stack([m.predict(x) for m in ensemble.members])
+    np.testing.assert_array_equal(ensemble.predict(x), outputs)
+    np.testing.assert_array_equal(ensemble.predict_mean(x), outputs.mean(axis=0))
+    np.testing.assert_array_equal(ensemble.predict_std(x), outputs.std(axis=0))
+    np.testing.assert_array_equal(ensemble.predict_proba(x), np.stack([m.predict_proba(x) for m in ensemble.members]))
+    assert ensemble.predict(x[:, :5].tolist()).shape == (3, 40, 3)
+
+
+def test_pickle_and_deepcopy_keep_everything():
+    x, y = data("mse")
+    ensemble = nnfast.Ensemble(LAYERS, n_members=2, seed=9, loss="mse")
+    ensemble.fit(x, y, epochs=2, optimizer=nnfast.Adam(1e-2))
+    for copied in (pickle.loads(pickle.dumps(ensemble)), copy.deepcopy(ensemble)):
+        np.testing.assert_array_equal(copied.predict(x), ensemble.predict(x))
+        copied.fit(x, y, epochs=1)
+        ensemble_copy = copy.deepcopy(ensemble)
+        ensemble_copy.fit(x, y, epochs=1)
+        np.testing.assert_array_equal(copied.predict(x), ensemble_copy.predict(x))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: nnfast.Ensemble([2, 1]), "give n_members"),
+    (lambda: nnfast.Ensemble([2, 1], n_members=0), "n_members"),
+    (lambda: nnfast.Ensemble([2, 1], seed=1, seeds=[1]), "not both"),
+    (lambda: nnfast.Ensemble([2, 1], n_members=3, seeds=[1, 2]), "n_members=3 but 2 seeds"),
+    (lambda: nnfast.Ensemble([2, 1], seeds=[]), "non-empty"),
+    (lambda: nnfast.Ensemble([2, 1], seeds=[-1]), "seed"),
+])
+def test_bad_constructions_are_refused(make, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lr=[0.1, 0.2, 0.3]), r"lr must be one number or one per member \(2\)"),
+    (dict(optimizer=nnfast.Adam(), momentum=0.9), "momentum is an SGD option"),
+    (dict(weight_decay=0.1), "give lr or optimizer"),
+    (dict(optimizer="adam"), "optimizer must be an nnfast optimizer"),
+    (dict(lr=0.1, sample_weight=np.ones((3, 6))), r"sample_weight must have shape \(6,\) or \(2, 6\)"),
+    (dict(lr=0.1, seeds=[1]), "seeds must be 2 ints"),
+    (dict(lr=0.1, n_threads=0), "n_threads"),
+    (dict(lr=0.1, verbose=True), "does not take 'verbose'"),
+    (dict(lr=0.1, order=np.arange(6)), "does not take 'order'"),
+])
+def test_bad_fit_arguments_are_refused_before_training(kwargs, message):
+    ensemble = nnfast.Ensemble([2, 3, 1], n_members=2, seed=0)
+    before = [m.parameters for m in ensemble.members]
+    with pytest.raises((TypeError, ValueError), match=message):
+        ensemble.fit(np.zeros((6, 2)), np.zeros((6, 1)), epochs=1, **kwargs)
+    for member, parameters in zip(ensemble.members, before):
+        np.testing.assert_array_equal(member.parameters, parameters)
+
+
+def test_a_member_s_own_error_is_raised_in_the_caller():
+    ensemble = nnfast.Ensemble([2, 3, 1], n_members=2, seed=0)
+    with pytest.raises(ValueError, match="needs a learning rate"):
+        ensemble.fit(np.zeros((6, 2)), np.zeros((6, 1)), epochs=1, n_threads=2)
+    with pytest.raises(ValueError, match="patience"):  # Net.fit's own check, in a worker thread
+        ensemble.fit(np.zeros((6, 2)), np.zeros((6, 1)), epochs=1, lr=0.1, n_threads=2, patience=0)
+
+
+ENSEMBLE_CHILD = """
+import json, time
+import numpy as np
+import nnfast
+
+rng = np.random.default_rng(0)
+x, y = rng.standard_normal((64, 16)), rng.standard_normal((64, 2))
+ensemble = nnfast.Ensemble([16, 32, 2], n_members=4, seed=0)
+print("started", flush=True)
+try:
+    ensemble.fit(x, y, epochs=10**7, lr=1e-4, batch_size=16, n_threads=2)
+    raise SystemExit("the fit was not interrupted")
+except nnfast.TrainingInterrupted as error:
+    caught = time.monotonic()
+    histories = error.history
+replays = []
+for i, history in enumerate(histories):
+    if history is None:
+        replays.append(None)
+        continue
+    net = nnfast.Net([16, 32, 2], seed=ensemble.init_seeds[i])
+    net.fit(x, y, epochs=history.epochs, lr=1e-4, batch_size=16, seed=ensemble.fit_seeds[i])
+    replays.append(bool(history.epochs == 0 or len(history.loss) != history.epochs * 4
+                        or np.array_equal(net.parameters, ensemble.members[i].parameters)))
+print(json.dumps(dict(caught=caught, steps=[None if h is None else len(h.loss) for h in histories],
+                      replays=replays)))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="sends SIGINT to a child process")
+def test_ctrl_c_stops_every_member_s_thread():
+    from tests.test_interrupts import ALLOWED_LATENCY, run_child
+
+    result, latency = run_child(ENSEMBLE_CHILD, delay=0.5)
+    print(f"SIGINT to TrainingInterrupted: {latency * 1e3:.1f} ms; steps per member {result['steps']}")
+    assert latency < ALLOWED_LATENCY + 0.05  # the main thread waits in slices of 0.05 s
+    started = [s for s in result["steps"] if s is not None]
+    assert len(started) >= 2 and all(s > 0 for s in started)
+    assert all(r is not False for r in result["replays"]), json.dumps(result)
