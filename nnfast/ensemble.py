@@ -22,6 +22,7 @@ or, with ``seeds``, ``s_i`` (and ``i`` then 0). ``init_seeds`` and
 ``fit_seeds`` (of the last ``fit``) hold them.
 """
 import concurrent.futures
+import contextlib
 import os
 
 import numpy as np
@@ -143,7 +144,11 @@ class BaseEnsemble:
             The members' shuffle seeds (see the module docstring for the default).
         n_threads : int, optional
             Threads fitting members at once; default: the CPUs this process
-            may run on, at most ``n_members``. The results do not depend on it.
+            may run on, at most ``n_members``. The results do not depend on
+            it. With more than one, BLAS runs on one thread meanwhile (for
+            the whole process) where threadpoolctl is installed
+            (``pip install threadpoolctl``; scikit-learn installs it);
+            without it, OpenBLAS's own threads compete with the members'.
 
         Returns
         -------
@@ -203,7 +208,8 @@ class BaseEnsemble:
     def _run_threads(self, fit_member, n_threads, flag):
         """Run ``fit_member(i)`` for every member on ``n_threads`` threads; on Ctrl-C in this
         thread, set ``flag`` (which stops the others' fits) and wait for them."""
-        with concurrent.futures.ThreadPoolExecutor(n_threads, thread_name_prefix="nnfast-ensemble") as pool:
+        with _blas_on_one_thread(), \
+                concurrent.futures.ThreadPoolExecutor(n_threads, thread_name_prefix="nnfast-ensemble") as pool:
             futures = [pool.submit(fit_member, i) for i in range(self.n_members)]
             try:
                 pending = set(futures)
@@ -305,6 +311,19 @@ class BaseEnsemble:
     def predict_std(self, x):
         """The standard deviation of the members' ``predict(x)`` (``ddof=0``): their spread."""
         return self.predict(x).std(axis=0)
+
+
+def _blas_on_one_thread():
+    """Limit BLAS to one thread while member fits share the cores, where threadpoolctl is installed.
+
+    Each member's products then run on its own thread: two fits each asking
+    OpenBLAS for every core would oversubscribe them.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class Ensemble(BaseEnsemble):

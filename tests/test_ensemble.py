@@ -251,3 +251,24 @@ def test_ctrl_c_stops_every_member_s_thread():
     started = [s for s in result["steps"] if s is not None]
     assert len(started) >= 2 and all(s > 0 for s in started)
     assert all(r is not False for r in result["replays"]), json.dumps(result)
+
+
+def test_blas_runs_on_one_thread_while_members_share_the_cores(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+    fit = nnfast.Net.fit
+
+    def recording_fit(net, *args, **kwargs):
+        seen.append({pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"})
+        return fit(net, *args, **kwargs)
+
+    monkeypatch.setattr(nnfast.Net, "fit", recording_fit)
+    x, y = data("mse")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        nnfast.Ensemble(LAYERS, n_members=2, seed=0, loss="mse").fit(x, y, epochs=1, lr=0.01, n_threads=2)
+        assert seen == [{1}, {1}]
+        after = {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+        assert after == {2}  # restored
+        seen.clear()
+        nnfast.Ensemble(LAYERS, n_members=2, seed=0, loss="mse").fit(x, y, epochs=1, lr=0.01, n_threads=1)
+        assert seen == [{2}, {2}]  # one thread: BLAS keeps its threads

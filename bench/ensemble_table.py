@@ -1,0 +1,46 @@
+"""Run ``bench/test_ensemble.py`` and print an ensemble's fit against a loop of fits and on two threads.
+
+Usage::
+
+    python bench/ensemble_table.py [pytest options ...]
+    python bench/ensemble_table.py --json results.json
+
+One row per size: the median time of fitting 8 members as a loop of
+``Net.fit`` calls and as one ``Ensemble.fit`` on one and on two threads,
+the time per net-step, and the two-thread speed-up (target: 1.8×).
+"""
+try:
+    from . import report
+except ImportError:
+    import report
+
+TARGET = 1.8
+
+
+def ensemble_report(results):
+    """A markdown table from ``test_ensemble.py`` results."""
+    table = report._medians(results, ("size",), "variant")
+    rows = []
+    for (size,), entry in table.items():
+        loop, one, two = (entry.get(v) for v in ("loop", "ensemble-1-thread", "ensemble-2-threads"))
+        steps = entry["info"]["steps"]
+        speedup = None if one is None or two is None else one / two
+        rows.append([size, report.format_seconds(loop), report.format_seconds(one), report.format_seconds(two),
+                     report.format_seconds(two / steps) if two else "—", report.format_ratio(loop, one),
+                     "—" if speedup is None else f"{speedup:.2f}× ({'met' if speedup >= TARGET else '**missed**'}"
+                                                 f", ≥ {TARGET:g}×)"])
+    return report.markdown_table(
+        ["size", "loop of 8 Net.fit", "Ensemble, 1 thread", "Ensemble, 2 threads", "per net-step (2 threads)",
+         "loop / Ensemble (1 thread)", "2 threads vs 1"], rows, "lrrrrrl")
+
+
+def main(argv=None):
+    parser = report.argument_parser(__doc__.split("\n\n")[0])
+    results, command, _, _ = report.load_or_run(parser, "test_ensemble.py", argv)
+    print(report.header_line(results, command))
+    print()
+    print(ensemble_report(results))
+
+
+if __name__ == "__main__":
+    main()

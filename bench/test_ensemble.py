@@ -1,0 +1,43 @@
+"""``nnfast.Ensemble`` against the loop a user would write, and on one thread against two.
+
+For each size, K = 8 members fit the same data (256 rows, batches of 64,
+Adam, float64): ``"loop"`` is eight ``nnfast.Net.fit`` calls one after
+the other, ``"ensemble"`` one ``Ensemble.fit`` with ``n_threads`` 1 and 2.
+BLAS is pinned to one thread (``conftest.py``), so two threads are two
+cores' worth of work. ``bench/ensemble_table.py`` prints the table.
+"""
+import numpy as np
+import pytest
+
+import nnfast
+
+SIZES = {"(64, 32, 64, 4)": ([32, 64, 4], 200), "(64, 1000, 100, 10)": ([1000, 100, 10], 10)}
+MEMBERS = 8
+ROWS = 256
+
+
+def problem(layers):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((ROWS, layers[0])), rng.standard_normal((ROWS, layers[-1]))
+
+
+@pytest.mark.parametrize("variant", ["loop", "ensemble-1-thread", "ensemble-2-threads"])
+@pytest.mark.parametrize("size", SIZES)
+def test_fit_members(benchmark, size, variant):
+    layers, epochs = SIZES[size]
+    x, y = problem(layers)
+    options = dict(epochs=epochs, batch_size=64)
+    if variant == "loop":
+        def run():
+            for seed in range(MEMBERS):
+                nnfast.Net(layers, seed=seed, loss="mse").fit(x, y, optimizer=nnfast.Adam(1e-3), seed=seed, **options)
+    else:
+        threads = 1 if variant == "ensemble-1-thread" else 2
+
+        def run():
+            ensemble = nnfast.Ensemble(layers, seeds=range(MEMBERS), loss="mse")
+            ensemble.fit(x, y, optimizer=nnfast.Adam(1e-3), seeds=range(MEMBERS), n_threads=threads, **options)
+    benchmark.group = f"ensemble {size}"
+    benchmark.extra_info.update(operation="fit 8 members", size=size, variant=variant,
+                                steps=MEMBERS * epochs * (ROWS // 64))
+    benchmark(run)
