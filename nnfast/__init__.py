@@ -15,11 +15,11 @@ except ImportError as error:  # pragma: no cover - depends on how nnfast was ins
 
 from nnfast import examples, schedules
 from nnfast._history import DivergenceError, History, TrainingInterrupted
-from nnfast.ensemble import Ensemble
+from nnfast.ensemble import Ensemble, cross_validate
 from nnfast.io import load
 from nnfast.net import Net
 from nnfast.optimizers import SGD, Adam, AdamW
 
-__all__ = ["Net", "Ensemble", "SGD", "Adam", "AdamW", "History", "DivergenceError", "TrainingInterrupted", "load",
+__all__ = ["Net", "Ensemble", "cross_validate", "SGD", "Adam", "AdamW", "History", "DivergenceError", "TrainingInterrupted", "load",
            "examples", "schedules"]
 __version__ = "0.1.0"

@@ -33,7 +33,7 @@ from nnfast._validation import check_int, check_seed
 from nnfast.net import Net
 from nnfast.optimizers import SGD, Optimizer
 
-__all__ = ["Ensemble", "BaseEnsemble"]
+__all__ = ["Ensemble", "BaseEnsemble", "CrossValidation", "cross_validate"]
 
 
 def _derived_seed(*words):
@@ -109,7 +109,8 @@ class BaseEnsemble:
     # -- training ----------------------------------------------------------
 
     def fit(self, x, y, *, epochs, lr=None, optimizer=None, weight_decay=None, momentum=None,
-            sample_weight=None, bootstrap=False, seeds=None, n_threads=None, **fit_kwargs):
+            sample_weight=None, bootstrap=False, validate_held_out=False, seeds=None, n_threads=None,
+            **fit_kwargs):
         """Fit every member and return their histories.
 
         Member ``i`` runs ``members[i].fit(x, y, epochs=epochs,
@@ -140,6 +141,13 @@ class BaseEnsemble:
             Multiply each member's weights by bootstrap counts: a draw of
             ``n_samples`` rows with replacement, from
             ``numpy.random.default_rng(fit_seeds[i]).multinomial``.
+        validate_held_out : bool, default False
+            Each member's validation data are the rows its weights leave
+            out (weight 0): the out-of-bag rows with ``bootstrap``, the
+            held-out fold with 0/1 fold masks (``cross_validate``). Its
+            history then has ``val_loss`` (and ``val_accuracy``) per epoch,
+            and ``early_stopping`` watches them. Not with
+            ``validation_data`` or ``validation_fraction``.
         seeds : sequence of int, optional
             The members' shuffle seeds (see the module docstring for the default).
         n_threads : int, optional
@@ -174,6 +182,12 @@ class BaseEnsemble:
         n_samples = x.shape[0]
         self.fit_seeds = self._fit_seeds(seeds)
         weights = self._member_weights(sample_weight, bootstrap, n_samples)
+        validation = [{}] * n_members
+        if validate_held_out:
+            if "validation_data" in fit_kwargs or "validation_fraction" in fit_kwargs:
+                raise ValueError("validate_held_out gives each member its own validation data: "
+                                 "not with validation_data or validation_fraction")
+            validation = [self._held_out(i, w, x, y) for i, w in enumerate(weights)]
         n_threads = self._thread_count(n_threads)
         histories = [None] * n_members
         diverged = [False] * n_members
@@ -184,7 +198,7 @@ class BaseEnsemble:
             with _training.cancelling(flag):
                 try:
                     histories[i] = member.fit(x, y, epochs=epochs, optimizer=optimizers[i], seed=self.fit_seeds[i],
-                                              sample_weight=weights[i], **fit_kwargs)
+                                              sample_weight=weights[i], **validation[i], **fit_kwargs)
                 except DivergenceError as error:
                     histories[i], diverged[i] = error.history, True
                 except TrainingInterrupted as error:
@@ -283,6 +297,16 @@ class BaseEnsemble:
                        for c, w in zip(counts, weights)]
         return weights
 
+    @staticmethod
+    def _held_out(i, weights, x, y):
+        """Member ``i``'s validation data: the rows of weight 0."""
+        if weights is None:
+            raise ValueError("validate_held_out needs weights that leave rows out: sample_weight or bootstrap")
+        held_out = np.asarray(weights) == 0
+        if not held_out.any():
+            raise ValueError(f"validate_held_out: member {i}'s weights leave no row out")
+        return dict(validation_data=(x[held_out], y[held_out]))
+
     def _thread_count(self, n_threads):
         if n_threads is None:
             try:
@@ -311,6 +335,90 @@ class BaseEnsemble:
     def predict_std(self, x):
         """The standard deviation of the members' ``predict(x)`` (``ddof=0``): their spread."""
         return self.predict(x).std(axis=0)
+
+
+class CrossValidation:
+    """The result of ``cross_validate``.
+
+    Attributes
+    ----------
+    ensemble : Ensemble
+        One member per fold, trained without that fold.
+    histories : list of History
+        Member ``k``'s history, with ``val_loss`` on fold ``k`` per epoch.
+    folds : list of ndarray of intp
+        The rows of each fold.
+    val_loss : ndarray, shape (folds,)
+        Each member's validation loss on its fold after the last epoch.
+    """
+
+    def __init__(self, ensemble, histories, folds):
+        self.ensemble = ensemble
+        self.histories = histories
+        self.folds = folds
+        self.val_loss = np.array([np.nan if h is None or not len(h.val_loss) else h.val_loss[-1]
+                                  for h in histories])
+
+    @property
+    def mean_val_loss(self):
+        """float: the mean of ``val_loss`` over the folds."""
+        return float(self.val_loss.mean())
+
+    def __repr__(self):
+        return f"CrossValidation(folds={len(self.folds)}, mean_val_loss={self.mean_val_loss:.6g})"
+
+
+def cross_validate(layers, x, y, *, folds=5, epochs, seed=None, net_options=None, sample_weight=None,
+                   ensemble_class=None, **fit_kwargs):
+    """k-fold cross-validation of one architecture, as one ``Ensemble.fit``.
+
+    The rows are dealt into ``folds`` folds of (nearly) equal size in the
+    order of ``numpy.random.default_rng(seed).permutation(n_samples)``.
+    Member ``k`` trains with weight 0 on fold ``k`` (times ``sample_weight``)
+    and validates on it after every epoch (``validate_held_out``). Weights,
+    not subsets: the batches still hold fold ``k``'s rows, which count for
+    nothing in the loss and gradients, so member ``k`` is not the net
+    fitted on the other rows alone.
+
+    Parameters
+    ----------
+    layers : sequence of int
+    x, y : array_like
+        The data, as ``nnfast.Net.fit`` takes it.
+    folds : int, default 5
+        From 2 to ``n_samples``.
+    epochs : int
+    seed : int or None
+        Seeds the folds and the ensemble (``Ensemble(seed=seed)``).
+    net_options : dict, optional
+        The members' options (``loss``, ``activation``, ``dtype``, ...).
+    sample_weight : array_like, shape (n_samples,), optional
+    ensemble_class : type, optional
+        ``nnfast.Ensemble`` (default) or ``nnfast.reference.Ensemble``.
+    **fit_kwargs
+        As for ``Ensemble.fit`` (``lr``, ``optimizer``, ``batch_size``,
+        ``n_threads``, ``early_stopping``, ...).
+
+    Returns
+    -------
+    CrossValidation
+    """
+    ensemble_class = Ensemble if ensemble_class is None else ensemble_class
+    x_checked = np.asarray(x)
+    n_samples = len(x_checked)
+    folds = check_int("folds", folds, 2)
+    if folds > n_samples:
+        raise ValueError(f"folds must be at most the number of samples ({n_samples}), got {folds}")
+    permutation = np.random.default_rng(seed).permutation(n_samples)
+    fold_rows = [np.sort(rows) for rows in np.array_split(permutation, folds)]
+    masks = np.ones((folds, n_samples))
+    for k, rows in enumerate(fold_rows):
+        masks[k, rows] = 0.0
+    if sample_weight is not None:
+        masks = masks * np.asarray(sample_weight, dtype=np.float64)
+    ensemble = ensemble_class(layers, n_members=folds, seed=seed, **(net_options or {}))
+    histories = ensemble.fit(x, y, epochs=epochs, sample_weight=masks, validate_held_out=True, **fit_kwargs)
+    return CrossValidation(ensemble, histories, fold_rows)
 
 
 def _blas_on_one_thread():

@@ -272,3 +272,56 @@ def test_blas_runs_on_one_thread_while_members_share_the_cores(monkeypatch):
         seen.clear()
         nnfast.Ensemble(LAYERS, n_members=2, seed=0, loss="mse").fit(x, y, epochs=1, lr=0.01, n_threads=1)
         assert seen == [{2}, {2}]  # one thread: BLAS keeps its threads
+
+
+def test_cross_validate_is_one_member_per_fold_validated_on_it():
+    x, y = data("cross_entropy", n_samples=43)
+    result = nnfast.cross_validate(LAYERS, x, y, folds=4, epochs=3, seed=3, lr=0.05, batch_size=10,
+                                   net_options=dict(loss="cross_entropy", activation="tanh"))
+    rows = np.concatenate(result.folds)
+    np.testing.assert_array_equal(np.sort(rows), np.arange(43))  # a partition of the rows
+    assert sorted(len(f) for f in result.folds) == [10, 11, 11, 11]
+    np.testing.assert_array_equal(rows, np.concatenate([np.sort(p) for p in np.array_split(
+        np.random.default_rng(3).permutation(43), 4)]))
+    for k, fold in enumerate(result.folds):
+        mask = np.ones(43)
+        mask[fold] = 0
+        net, history = alone(result.ensemble, k, x, y, 3, nnfast.SGD(0.05), batch_size=10, sample_weight=mask,
+                             validation_data=(x[fold], y[fold]))
+        np.testing.assert_array_equal(result.ensemble.members[k].parameters, net.parameters)
+        np.testing.assert_array_equal(result.histories[k].val_loss, history.val_loss)
+        assert result.val_loss[k] == history.val_loss[-1]
+    assert result.mean_val_loss == result.val_loss.mean()
+    reference = nnfast.cross_validate(LAYERS, x, y, folds=4, epochs=3, seed=3, lr=0.05, batch_size=10,
+                                      net_options=dict(loss="cross_entropy", activation="tanh"),
+                                      ensemble_class=nnfast.reference.Ensemble)
+    assert rel_error(reference.val_loss, result.val_loss) <= TOL[np.dtype(np.float64)]
+
+
+def test_bagging_validates_each_member_out_of_bag():
+    x, y = data("mse", n_samples=30)
+    ensemble = nnfast.Ensemble(LAYERS, n_members=2, seed=4, loss="mse")
+    histories = ensemble.fit(x, y, epochs=2, lr=0.01, batch_size=7, bootstrap=True, validate_held_out=True)
+    for i in range(2):
+        counts = np.random.default_rng(ensemble.fit_seeds[i]).multinomial(30, np.full(30, 1 / 30))
+        out_of_bag = counts == 0
+        _, history = alone(ensemble, i, x, y, 2, nnfast.SGD(0.01), batch_size=7, sample_weight=counts,
+                           validation_data=(x[out_of_bag], y[out_of_bag]))
+        np.testing.assert_array_equal(histories[i].val_loss, history.val_loss)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x, y: nnfast.cross_validate([5, 3], x, y, folds=1, epochs=1, lr=0.1), "folds"),
+    (lambda x, y: nnfast.cross_validate([5, 3], x, y, folds=41, epochs=1, lr=0.1), "at most the number of samples"),
+    (lambda x, y: nnfast.Ensemble([5, 3], n_members=2, seed=0).fit(x, y, epochs=1, lr=0.1, validate_held_out=True),
+     "needs weights that leave rows out"),
+    (lambda x, y: nnfast.Ensemble([5, 3], n_members=2, seed=0).fit(
+        x, y, epochs=1, lr=0.1, validate_held_out=True, sample_weight=np.ones(40)), "leave no row out"),
+    (lambda x, y: nnfast.Ensemble([5, 3], n_members=2, seed=0).fit(
+        x, y, epochs=1, lr=0.1, validate_held_out=True, bootstrap=True, validation_data=(x, y)),
+     "not with validation_data"),
+])
+def test_bad_validation_requests_are_refused(call, message):
+    x, y = data("mse")
+    with pytest.raises(ValueError, match=message):
+        call(x, y)
