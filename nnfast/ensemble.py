@@ -66,6 +66,8 @@ class BaseEnsemble:
         The shuffle seeds of the last ``fit``.
     diverged : list of bool
         Which members diverged in the last ``fit`` (see ``fit``).
+    histories : list of History or None
+        What the last ``fit`` returned.
     """
 
     _net_class = None  # the member class: nnfast.Net or nnfast.reference.Net
@@ -95,6 +97,7 @@ class BaseEnsemble:
         self.members = [self._net_class(layers, seed=s, **net_kwargs) for s in self.init_seeds]
         self.fit_seeds = None
         self.diverged = [False] * len(self.members)
+        self.histories = None
         self._fits = 0
 
     @property
@@ -217,7 +220,29 @@ class BaseEnsemble:
             raise _EnsembleInterrupted(steps, histories) from error
         finally:
             self.diverged = diverged
+        self.histories = histories
         return histories
+
+    def _part(self, indices):
+        """An ensemble of the members ``indices`` (the same net objects) that fits them as this
+        one would: the same seeds derive for them (``nnfast.distributed`` sends parts to workers)."""
+        part = object.__new__(type(self))
+        part.members = [self.members[i] for i in indices]
+        part.init_seeds = [self.init_seeds[i] for i in indices]
+        part._seed_bases = [self._seed_bases[i] for i in indices]
+        part.fit_seeds, part.histories, part._fits = None, None, self._fits
+        part.diverged = [False] * len(indices)
+        return part
+
+    def _merge(self, parts, fitted):
+        """Take back the fitted ``_part``s of the members ``parts`` (lists of indices) as one fit's result."""
+        fit_seeds, diverged, histories = [None] * self.n_members, [False] * self.n_members, [None] * self.n_members
+        for indices, part in zip(parts, fitted):
+            for j, i in enumerate(indices):
+                self.members[i] = part.members[j]
+                fit_seeds[i], diverged[i], histories[i] = part.fit_seeds[j], part.diverged[j], part.histories[j]
+        self.fit_seeds, self.diverged, self.histories = fit_seeds, diverged, histories
+        self._fits += 1
 
     def _run_threads(self, fit_member, n_threads, flag):
         """Run ``fit_member(i)`` for every member on ``n_threads`` threads; on Ctrl-C in this
