@@ -91,7 +91,8 @@ class BaseEnsemble:
                 raise TypeError("give n_members (with seed) or seeds")
             n_members = check_int("n_members", n_members, 1)
             seed = check_seed(seed)
-            base = np.random.SeedSequence().entropy if seed is None else seed
+            # Fresh entropy is kept as a 64-bit word, so that a saved ensemble can record it.
+            base = int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) if seed is None else seed
             self._seed_bases = [(base, i) for i in range(n_members)]
             self.init_seeds = [_derived_seed(base, i, 0) for i in range(n_members)]
         self.members = [self._net_class(layers, seed=s, **net_kwargs) for s in self.init_seeds]
@@ -340,6 +341,21 @@ class BaseEnsemble:
                 cpus = os.cpu_count() or 1
             return max(1, min(cpus, self.n_members))
         return min(check_int("n_threads", n_threads, 1), self.n_members)
+
+    def save(self, path):
+        """Write the ensemble (every member, its optimizer and state, and the seeds) to one ``.npz`` file.
+
+        Atomic, as ``nnfast.Net.save``; ``nnfast.load(path)`` reads it back
+        (see ``nnfast.io``). Fitting the loaded ensemble continues exactly
+        as fitting this one would.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from nnfast import io
+
+        return io.save(self, path)
 
     # -- predictions -------------------------------------------------------
 

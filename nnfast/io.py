@@ -71,6 +71,16 @@ optimizer_buffers       dtype (n_moments,          (all optimizers; absent while
                                                    Version 1 files hold two rows for every
                                                    optimizer, the ones beyond n_moments unused
 ======================= ========================== ==========================================
+
+An ensemble (``nnfast.Ensemble``, ``nnfast.reference.Ensemble``) is saved
+the same way, in one file: ``format`` and ``format_version`` as above,
+``class`` naming the ensemble class, ``n_members`` (int), ``init_seeds``
+and ``seed_bases`` (uint64, one per member), ``seed_indices`` (int64, one
+per member) and ``fits`` (int: the ``fit`` calls so far, from which later
+shuffle seeds derive), and then every entry above but ``format`` and
+``format_version`` of member ``i`` under the name ``member<i>/<entry>``.
+Each member is checked as a net file is, and they must be of the
+ensemble's net class and share one architecture, dtype and loss.
 """
 import errno
 import math
@@ -137,7 +147,7 @@ _ALL_ENTRIES = frozenset(
     + [f"optimizer_{name}" for entries in _HYPERPARAMETERS.values() for name, _, _ in entries]
 )
 
-_KIND_NAMES = {"U": "a string", "iu": "an integer", "f": "a float", "b": "a bool"}
+_KIND_NAMES = {"U": "a string", "iu": "an integer", "u": "an unsigned integer", "f": "a float", "b": "a bool"}
 
 # The largest step count a file may hold. The bias corrections compute
 # beta**step with the step count converted to float64 (``pow(beta1, step)``
@@ -264,7 +274,7 @@ def _state_problem(kind, step_count, buffers):
 
 
 def save(net, path):
-    """Write ``net`` to the ``.npz`` file ``path``, atomically.
+    """Write ``net`` (or an ensemble) to the ``.npz`` file ``path``, atomically.
 
     The file is written at exactly ``path``: unlike ``numpy.savez``, no
     ``.npz`` suffix is added, so ``load(path)`` always reads back what
@@ -289,8 +299,9 @@ def save(net, path):
 
     Parameters
     ----------
-    net : nnfast.Net or nnfast.reference.Net
-        The net, with its optimizer (``net.optimizer``), if any.
+    net : nnfast.Net, nnfast.reference.Net, or an ensemble of them
+        The net, with its optimizer (``net.optimizer``), if any; or an
+        ``nnfast.Ensemble`` (``nnfast.reference.Ensemble``), every member so.
     path : str or os.PathLike
         Where to write; ``".npz"`` is the conventional suffix.
 
@@ -317,10 +328,47 @@ def save(net, path):
         If the file cannot be written (a full disk, a file-size limit, no
         permission, ...): the old file is left as it was.
     """
-    arrays = _net_arrays(net)
+    arrays = _ensemble_arrays(net) if _is_ensemble(net) else _net_arrays(net)
     path = pathlib.Path(_fspath(path))
     write_atomically(path, lambda file: np.savez(file, **arrays))
     return path
+
+
+def _ensemble_classes():
+    """The ensemble classes a file may name, by the name it uses."""
+    from nnfast.ensemble import Ensemble
+    from nnfast.reference import Ensemble as ReferenceEnsemble
+
+    return {"nnfast.Ensemble": Ensemble, "nnfast.reference.Ensemble": ReferenceEnsemble}
+
+
+def _is_ensemble(obj):
+    from nnfast.ensemble import BaseEnsemble
+
+    return isinstance(obj, BaseEnsemble)
+
+
+def _ensemble_arrays(ensemble):
+    """The entries of an ensemble file: its own, then each member's net entries under ``member<i>/``."""
+    names = [name for name, cls in _ensemble_classes().items() if type(ensemble) is cls]
+    if not names:
+        raise TypeError(f"save needs an nnfast.Ensemble or nnfast.reference.Ensemble, got {type(ensemble).__name__}")
+    bases, indices = zip(*ensemble._seed_bases)
+    arrays = {
+        "format": np.array(FORMAT_NAME),
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "class": np.array(names[0]),
+        "n_members": np.array(ensemble.n_members, dtype=np.int64),
+        "init_seeds": np.array(ensemble.init_seeds, dtype=np.uint64),
+        "seed_bases": np.array(bases, dtype=np.uint64),
+        "seed_indices": np.array(indices, dtype=np.int64),
+        "fits": np.array(ensemble._fits, dtype=np.int64),
+    }
+    for i, member in enumerate(ensemble.members):
+        for name, value in _net_arrays(member).items():
+            if name not in ("format", "format_version"):
+                arrays[f"member{i}/{name}"] = value
+    return arrays
 
 
 def _class_name(net):
@@ -516,7 +564,7 @@ def _fsync_directory(directory):
 
 
 def load(path):
-    """Read a net written by ``save``.
+    """Read a net (or an ensemble) written by ``save``.
 
     The net is rebuilt as its recorded class with its recorded options (and
     ``seed=0``, immaterial since the parameters are then copied in), and
@@ -540,7 +588,7 @@ def load(path):
 
     Returns
     -------
-    nnfast.Net or nnfast.reference.Net
+    nnfast.Net, nnfast.reference.Net, nnfast.Ensemble or nnfast.reference.Ensemble
 
     Raises
     ------
@@ -574,7 +622,10 @@ def load(path):
     descriptor, size = open_regular_file(name)
     with os.fdopen(descriptor, "rb") as file:
         try:
-            return _net_from_archive(Archive(file, size))
+            archive = Archive(file, size)
+            if "n_members" in archive:
+                return _ensemble_from_archive(archive)
+            return _net_from_archive(archive)
         except _Invalid as error:
             raise ValueError(f"{name} is not a valid nnfast file: {error}") from error.__cause__
 
@@ -657,6 +708,79 @@ def _net_from_archive(archive):
     net._params[...] = params
     net.optimizer = optimizer
     return net
+
+
+# The entries of an ensemble file besides its members' (see the module docstring).
+_ENSEMBLE_ENTRIES = ("format", "format_version", "class", "n_members", "init_seeds", "seed_bases", "seed_indices",
+                     "fits")
+
+
+class _MemberEntries:
+    """Member ``i``'s entries of an ensemble file (``member<i>/<name>``), read as a net file's ``<name>``."""
+
+    def __init__(self, archive, index):
+        self._archive = archive
+        self._prefix = f"member{index}/"
+
+    def _full(self, name):
+        return name if name in ("format", "format_version") else self._prefix + name
+
+    def names(self):
+        own = [name[len(self._prefix):] for name in self._archive.names() if name.startswith(self._prefix)]
+        return own + ["format", "format_version"]
+
+    def __contains__(self, name):
+        return self._full(name) in self._archive
+
+    def header(self, name):
+        return self._archive.header(self._full(name))
+
+    def read(self, name):
+        return self._archive.read(self._full(name))
+
+
+def _ensemble_from_archive(archive):
+    """Build the ensemble the archive describes: its entries, then each member as a net file's."""
+    _check_format(archive)
+    class_name = _entry(archive, "class", "U", ())
+    classes = _ensemble_classes()
+    if class_name not in classes:
+        raise _Invalid(f"unknown ensemble class {class_name!r}")
+    n_members = _entry(archive, "n_members", "iu", ())
+    members = {name.split("/", 1)[0] for name in archive.names() if "/" in name}
+    expected = {f"member{i}" for i in range(n_members)} if n_members >= 1 else set()
+    if n_members < 1 or members != expected:
+        raise _Invalid(f"n_members is {n_members}, but the file holds the members {sorted(members)}")
+    unknown = sorted(name for name in archive.names() if "/" not in name and name not in _ENSEMBLE_ENTRIES)
+    if unknown:
+        raise _Invalid(f"unexpected entries {', '.join(map(repr, unknown))} (no nnfast ensemble file has them)")
+    init_seeds = _entry(archive, "init_seeds", "u", (n_members,))
+    bases = _entry(archive, "seed_bases", "u", (n_members,))
+    indices = _entry(archive, "seed_indices", "iu", (n_members,))
+    fits = _entry(archive, "fits", "iu", ())
+    if fits < 0 or any(i < 0 for i in indices):
+        raise _Invalid("fits and seed_indices must be >= 0")
+    nets = []
+    for i in range(n_members):
+        try:
+            nets.append(_net_from_archive(_MemberEntries(archive, i)))
+        except _Invalid as error:
+            raise _Invalid(f"member {i}: {error}") from error.__cause__
+    member_class = classes[class_name]._net_class
+    if any(type(net) is not member_class for net in nets):
+        member_name = next(name for name, cls in _net_classes().items() if cls is member_class)
+        raise _Invalid(f"the members of an {class_name} must be {member_name}")
+    first = nets[0]
+    if any((net.layers, net.dtype, net.loss_name) != (first.layers, first.dtype, first.loss_name) for net in nets):
+        raise _Invalid("the members do not share one architecture, dtype and loss")
+    ensemble = object.__new__(classes[class_name])
+    ensemble.members = nets
+    ensemble.init_seeds = list(init_seeds)
+    ensemble._seed_bases = list(zip(bases, indices))
+    ensemble._fits = fits
+    ensemble.fit_seeds, ensemble.histories = None, None
+    ensemble.diverged = [False] * n_members
+    return ensemble
 
 
 def _entry(archive, name, element, shape):

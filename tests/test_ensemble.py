@@ -325,3 +325,48 @@ def test_bad_validation_requests_are_refused(call, message):
     x, y = data("mse")
     with pytest.raises(ValueError, match=message):
         call(x, y)
+
+
+@pytest.mark.parametrize("cls", [nnfast.Ensemble, nnfast.reference.Ensemble], ids=["fast", "reference"])
+def test_save_and_load_keep_everything_and_training_continues_the_same(cls, tmp_path):
+    x, y = data("cross_entropy")
+    ensemble = cls(LAYERS, n_members=3, loss="cross_entropy")  # fresh entropy, recorded in the file
+    ensemble.fit(x, y, epochs=2, batch_size=8, optimizer=nnfast.Adam(1e-2), lr=[1e-2, 5e-3, 1e-3])
+    path = ensemble.save(tmp_path / "ensemble.npz")
+    loaded = nnfast.load(path)
+    assert type(loaded) is cls and loaded.init_seeds == ensemble.init_seeds
+    np.testing.assert_array_equal(loaded.predict(x), ensemble.predict(x))
+    for copy_ in (ensemble, loaded):
+        copy_.fit(x, y, epochs=2, batch_size=8)
+    assert loaded.fit_seeds == ensemble.fit_seeds
+    for a, b in zip(loaded.members, ensemble.members):
+        np.testing.assert_array_equal(a.parameters, b.parameters)
+
+
+def ensemble_file(tmp_path, edit):
+    """An ensemble's file, with its entries changed by ``edit(arrays)``."""
+    from nnfast import io
+
+    ensemble = nnfast.Ensemble([3, 4, 2], n_members=2, seed=0)
+    arrays = io._ensemble_arrays(ensemble)
+    edit(arrays)
+    path = tmp_path / "edited.npz"
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.update(n_members=np.array(3)), r"n_members is 3, but the file holds the members \['member0', 'member1'\]"),
+    (lambda a: a.pop("member1/params"), "member 1: entry 'params' is missing"),
+    (lambda a: a.update({"member0/params": np.full(26, np.nan)}), "member 0: .*finite"),
+    (lambda a: a.update(extra=np.array(1)), "unexpected entries 'extra'"),
+    (lambda a: a.update({"member1/layers": np.array([3, 5, 2])}), "member 1"),
+    (lambda a: a.update({"class": np.array("nnfast.Bag")}), "unknown ensemble class 'nnfast.Bag'"),
+    (lambda a: a.update(init_seeds=np.array([1.5, 2.5])), "entry 'init_seeds' must be"),
+    (lambda a: a.update({"member1/class": np.array("nnfast.reference.Net")}), "the members of an nnfast.Ensemble must be nnfast.Net"),
+])
+def test_an_edited_ensemble_file_is_refused_naming_the_problem(tmp_path, edit, message):
+    path = ensemble_file(tmp_path, edit)
+    with pytest.raises(ValueError, match=f"is not a valid nnfast file: {message}"):
+        nnfast.load(path)
