@@ -121,10 +121,13 @@ setup(
         # Generated C goes under build/, one tree per mode, so a checked build
         # never reuses C generated without the checks (or the reverse).
         build_dir="build/cython-debug" if DEBUG else "build/cython",
+        nthreads=os.cpu_count() or 1,
     ),
     # Objects and modules, one tree per mode. setuptools skips compiling a
     # module newer than its C, and Cython rewrites C only when its inputs
     # change, so in a shared tree a default build after a checked one could
     # keep the checked modules (pip's isolated builds happen to rewrite all C).
-    options={"build": {"build_base": str(Path("build", MODE))}},
+    # The modules are independent: Cython translates them, and the compiler
+    # builds them, on every core at once.
+    options={"build": {"build_base": str(Path("build", MODE))}, "build_ext": {"parallel": os.cpu_count() or 1}},
 )

@@ -45,7 +45,8 @@ def fit_ensemble(client, ensemble, x, y, *, n_parts=None, **fit_kwargs):
         As for ``Ensemble.fit``. Per-member values (``lr``, ``weight_decay``,
         ``momentum`` as sequences, a ``(n_members, n_samples)``
         ``sample_weight``, ``seeds``) go to the members they belong to;
-        ``n_threads`` applies on each worker.
+        ``n_threads`` applies on each worker, and is by default the
+        worker's own thread count (``--nthreads``).
 
     Returns
     -------
@@ -70,8 +71,13 @@ def fit_ensemble(client, ensemble, x, y, *, n_parts=None, **fit_kwargs):
 
 
 def _fit_part(part, x, y, fit_kwargs):
-    """On a worker: fit the part's members; return the part."""
-    part.fit(x, y, **fit_kwargs)
+    """On a worker: fit the part's members, on as many threads as the worker has; return the part."""
+    kwargs = dict(fit_kwargs)
+    if kwargs.get("n_threads") is None:
+        # The worker's share of its machine, rather than the machine's cores: workers side by side
+        # on one machine would otherwise each run a thread per core.
+        kwargs["n_threads"] = distributed.get_worker().state.nthreads
+    part.fit(x, y, **kwargs)
     return part
 
 
