@@ -58,8 +58,11 @@ def fit_ensemble(client, ensemble, x, y, *, n_parts=None, **fit_kwargs):
     if not isinstance(client, distributed.Client):
         raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
     n_members = ensemble.n_members
+    n_workers = len(client.scheduler_info()["workers"])
+    if n_workers == 0:  # scattering to every worker would wait for one to join
+        raise ValueError("the cluster has no workers (start some, or wait with client.wait_for_workers(n))")
     if n_parts is None:
-        n_parts = max(1, len(client.scheduler_info()["workers"]))
+        n_parts = n_workers
     parts = [indices for indices in np.array_split(np.arange(n_members), min(n_parts, n_members)) if len(indices)]
     x_future, y_future = client.scatter([np.asarray(x), np.asarray(y)], broadcast=True)
     futures = [client.submit(_fit_part, ensemble._part(indices), x_future, y_future,

@@ -21,6 +21,7 @@ LAYERS = [4, 12, 2]
 def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
+        client.wait_for_workers(2, timeout=120)
         yield client
 
 
@@ -84,6 +85,15 @@ def test_bad_arguments_are_refused(client):
     with pytest.raises(ValueError, match="seeds must be 2 ints"):
         nnfast.distributed.fit_ensemble(client, nnfast.Ensemble(LAYERS, n_members=2, seed=0), x, y, epochs=1,
                                         lr=0.1, seeds=[1])
+
+
+def test_a_cluster_without_workers_is_refused_at_once():
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        x, y = problem()
+        with pytest.raises(ValueError, match="the cluster has no workers"):
+            nnfast.distributed.fit_ensemble(client, nnfast.Ensemble(LAYERS, n_members=2, seed=0), x, y, epochs=1,
+                                            lr=0.1)
 
 
 def test_grid_search_runs_on_the_cluster_through_joblib(client):
