@@ -226,16 +226,24 @@ def test_skl2onnx_graphs_of_scikit_learn_mlps_read_back(kind, dtype):
         assert rel_error(net.predict_proba(x), expected) <= tolerance
 
 
-def test_a_torch_export_reads_back():
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_a_torch_export_reads_back(exporter):
     torch = pytest.importorskip("torch", reason="needs torch, which CI does not install")
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript", reason="torch's dynamo exporter needs onnxscript")
     nn = torch.nn
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.1), nn.Linear(6, 5, bias=False), nn.Sigmoid(),
                            nn.Linear(5, 3), nn.Softmax(dim=1)).double()
     x = torch.randn(7, 4, dtype=torch.float64)
-    buffer = io.BytesIO()
-    torch.onnx.export(module, (x,), buffer, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
-    net = nnfast.onnx.from_onnx(buffer.getvalue())
+    if exporter == "dynamo":
+        model = torch.onnx.export(module, (x,), dynamo=True,
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},)).model_proto
+    else:
+        buffer = io.BytesIO()
+        torch.onnx.export(module, (x,), buffer, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+        model = buffer.getvalue()
+    net = nnfast.onnx.from_onnx(model)
     assert (net.layers, net.activation, net.bias, net.negative_slope) == (
         (4, 6, 5, 3), ["leaky_relu", "sigmoid"], [True, False, True], 0.1)
     assert rel_error(net.predict_proba(x.numpy()), module(x).detach().numpy()) <= 1e-12
