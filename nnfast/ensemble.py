@@ -74,8 +74,6 @@ class BaseEnsemble:
     _parallel = True  # whether members fit on threads of their own
 
     def __init__(self, layers, *, n_members=None, seed=None, seeds=None, **net_kwargs):
-        if "seed" in net_kwargs:  # pragma: no cover - caught by the signature
-            raise TypeError("give seed or seeds")
         if seeds is not None:
             if seed is not None:
                 raise ValueError("give seed or seeds, not both")
