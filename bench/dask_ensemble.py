@@ -32,7 +32,7 @@ def main():
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((256, LAYERS[0])), rng.standard_normal((256, LAYERS[-1]))
     options = dict(epochs=10, batch_size=64, optimizer=nnfast.Adam(1e-3))
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client, threadpool_limits(1):
         client.run(_blas_on_one_thread)
         times = {"fit_ensemble on 2 Dask workers": [], "Ensemble.fit on 2 threads": []}

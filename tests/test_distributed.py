@@ -19,7 +19,7 @@ LAYERS = [4, 12, 2]
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         client.wait_for_workers(2, timeout=120)
         yield client
@@ -88,7 +88,7 @@ def test_bad_arguments_are_refused(client):
 
 
 def test_a_cluster_without_workers_is_refused_at_once():
-    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         x, y = problem()
         with pytest.raises(ValueError, match="the cluster has no workers"):
