@@ -49,6 +49,59 @@ class History:
         self.best_epoch = best_epoch
         self.stopped_early = stopped_early
 
+    def to_dict(self):
+        """The record as plain Python values (lists of floats, ints, bools, None): JSON-ready."""
+        def listed(values):
+            return None if values is None else [float(v) for v in values]
+
+        return dict(loss=listed(self.loss), epoch_loss=listed(self.epoch_loss),
+                    epoch_penalty=listed(self.epoch_penalty), val_loss=listed(self.val_loss),
+                    val_accuracy=listed(self.val_accuracy), epochs=int(self.epochs),
+                    steps_per_epoch=int(self.steps_per_epoch),
+                    best_epoch=None if self.best_epoch is None else int(self.best_epoch),
+                    stopped_early=bool(self.stopped_early))
+
+    def to_frame(self):
+        """The per-epoch record as a pandas DataFrame, indexed by epoch (from 1).
+
+        Columns ``loss`` (the epoch loss), ``penalty``, and ``val_loss`` and
+        ``val_accuracy`` where the fit recorded them. Needs pandas
+        (``pip install nnfast[plot]``).
+        """
+        try:
+            import pandas
+        except ImportError as error:
+            raise ImportError("History.to_frame needs pandas, which is not installed: "
+                              "pip install nnfast[plot] (or pip install pandas)") from error
+        columns = {"loss": self.epoch_loss, "penalty": self.epoch_penalty}
+        for name in ("val_loss", "val_accuracy"):
+            if getattr(self, name) is not None:
+                columns[name] = getattr(self, name)
+        return pandas.DataFrame(columns, index=pandas.RangeIndex(1, self.epochs + 1, name="epoch"))
+
+    def plot(self, ax=None, *, log=False):
+        """Draw the loss curves with matplotlib and return the Axes.
+
+        The training loss of every step (thin), the training and validation
+        loss of every epoch (markers) and, where recorded, the validation
+        accuracy against a second axis; the x axis counts epochs. Needs
+        matplotlib (``pip install nnfast[plot]``).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; by default, a new figure's.
+        log : bool, default False
+            A logarithmic loss axis.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        from nnfast._plot import plot_history
+
+        return plot_history(self, ax, log)
+
     def __repr__(self):
         last = f", last loss={self.loss[-1]:.6g}" if len(self.loss) else ""
         if self.val_loss is not None and len(self.val_loss):
