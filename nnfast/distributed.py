@@ -64,7 +64,9 @@ def fit_ensemble(client, ensemble, x, y, *, n_parts=None, **fit_kwargs):
     if n_parts is None:
         n_parts = n_workers
     parts = [indices for indices in np.array_split(np.arange(n_members), min(n_parts, n_members)) if len(indices)]
-    x_future, y_future = client.scatter([np.asarray(x), np.asarray(y)], broadcast=True)
+    # hash=False: fresh keys for every fit. Scattering the same arrays again under the keys
+    # of the last fit, while the cluster is still releasing them, can wait forever.
+    x_future, y_future = client.scatter([np.asarray(x), np.asarray(y)], broadcast=True, hash=False)
     futures = [client.submit(_fit_part, ensemble._part(indices), x_future, y_future,
                              _part_kwargs(fit_kwargs, indices, n_members), pure=False)
                for indices in parts]

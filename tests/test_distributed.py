@@ -6,6 +6,8 @@ must go to the workers once per fit, not once per member. scikit-learn's
 ``GridSearchCV`` over nnfast's estimators must give the same search under
 joblib's dask backend.
 """
+import faulthandler
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,15 @@ import nnfast  # noqa: E402
 import nnfast.distributed  # noqa: E402
 
 LAYERS = [4, 12, 2]
+
+
+@pytest.fixture(autouse=True)
+def no_hang():
+    """A test that waits on the cluster for 3 minutes ends the run with every thread's traceback,
+    rather than holding up the suite."""
+    faulthandler.dump_traceback_later(180, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="module")
