@@ -35,11 +35,7 @@ def ensemble_report(results):
 
 
 def main(argv=None):
-    parser = report.argument_parser(__doc__.split("\n\n")[0])
-    results, command, _, _ = report.load_or_run(parser, "test_ensemble.py", argv)
-    print(report.header_line(results, command))
-    print()
-    print(ensemble_report(results))
+    report.print_table(__doc__, "test_ensemble.py", ensemble_report, argv)
 
 
 if __name__ == "__main__":

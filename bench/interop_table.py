@@ -29,11 +29,7 @@ def interop_report(results):
 
 
 def main(argv=None):
-    parser = report.argument_parser(__doc__.split("\n\n")[0])
-    results, command, _, _ = report.load_or_run(parser, "test_interop.py", argv)
-    print(report.header_line(results, command))
-    print()
-    print(interop_report(results))
+    report.print_table(__doc__, "test_interop.py", interop_report, argv)
 
 
 if __name__ == "__main__":

@@ -258,6 +258,16 @@ def argument_parser(description):
     return parser
 
 
+def print_table(doc, module, make_report, argv=None):
+    """The ``main`` of a table script: run ``module`` (or read ``--json``), then print the
+    header line and ``make_report(results)``; ``doc`` is the script's docstring."""
+    parser = argument_parser(doc.split("\n\n")[0])
+    results, command, _, _ = load_or_run(parser, module, argv)
+    print(header_line(results, command))
+    print()
+    print(make_report(results))
+
+
 def load_or_run(parser, module, argv=None, around_run=None):
     """Parse ``argv``, then read ``--json`` or run ``module``; return what a report needs.
 

@@ -63,11 +63,7 @@ def sklearn_report(results):
 
 
 def main(argv=None):
-    parser = report.argument_parser(__doc__.split("\n\n")[0])
-    results, command, _, _ = report.load_or_run(parser, "test_sklearn.py", argv)
-    print(report.header_line(results, command))
-    print()
-    print(sklearn_report(results))
+    report.print_table(__doc__, "test_sklearn.py", sklearn_report, argv)
 
 
 if __name__ == "__main__":

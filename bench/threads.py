@@ -40,11 +40,7 @@ def threads_report(results):
 
 
 def main(argv=None):
-    parser = report.argument_parser(__doc__.split("\n\n")[0])
-    results, command, _, _ = report.load_or_run(parser, "test_threads.py", argv)
-    print(report.header_line(results, command))
-    print()
-    print(threads_report(results))
+    report.print_table(__doc__, "test_threads.py", threads_report, argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ ONNX is an optional dependency of nnfast: ``pip install nnfast[onnx]``
 installs it with onnxruntime.
 """
 import os
+import pathlib
 
 import numpy as np
 
@@ -152,8 +153,6 @@ def save_onnx(net, path, **options):
     pathlib.Path
         The path written (exactly ``path``: no suffix is added).
     """
-    import pathlib
-
     from nnfast import io
 
     data = to_onnx(net, **options).SerializeToString()
