@@ -289,8 +289,7 @@ class BaseEnsemble:
         values = np.atleast_1d(np.asarray(value, dtype=object))
         if values.ndim != 1 or len(values) not in (1, self.n_members):
             raise ValueError(f"{name} must be one number or one per member ({self.n_members}), got {value!r}")
-        values = [float(v) if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-                  else v for v in values]
+        values = list(values)  # each checked by the optimizer it goes to
         return values * self.n_members if len(values) == 1 else values
 
     def _fit_seeds(self, seeds):
