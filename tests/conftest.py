@@ -395,8 +395,10 @@ def stable_lr(layers, batch_size, loss):
 
 # -- Hypothesis strategies ----------------------------------------------------
 
-# Widths on both sides of the BLAS threshold (a product uses BLAS when
-# rows * fan_in * fan_out >= nnfast._matmul.blas_min_work).
+# Narrow widths (the unrolled loops), and wider ones for the blocked kernels'
+# tails and full blocks; with a large batch or a wide layer a product goes to
+# BLAS (nnfast._matmul.uses_blas_for; test_equivalence.py and test_kernels.py
+# put shapes on both sides of that crossover on purpose).
 widths = st.one_of(st.integers(1, 8), st.integers(9, 40), st.integers(41, 300))
 
 

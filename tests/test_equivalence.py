@@ -4,6 +4,8 @@ float64 must agree within 1e-10 and float32 within 1e-4, norm-wise relative
 (see ``tests.conftest.assert_close``), on random architectures on both sides
 of the BLAS threshold, for every activation, loss and optimizer.
 """
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 
 import nnfast
 import nnfast.reference
-from nnfast._matmul import blas_min_work
+from nnfast import _kernels
 from tests.conftest import (
     ACTIVATIONS,
     DTYPES,
@@ -262,17 +264,22 @@ def test_every_optimizer_matches_reference(optimizer, loss, dtype):
 
 
 def threshold_shapes():
-    """(batch, fan_in, fan_out) with a product just below and exactly at ``blas_min_work``."""
-    side = int(round(blas_min_work ** (1 / 3)))
-    fan_out = -(-blas_min_work // (side * side))
-    assert side * side * fan_out >= blas_min_work > side * side * (fan_out - 1)
-    return [(side, side, fan_out - 1), (side, side, fan_out)]
+    """(batch, fan_in, fan_out) whose first product, a batch of rows by fan_in, is on the
+    loops and on BLAS in the build these nets get (the AVX2 one where the CPU has it)."""
+    kernels = _kernels.for_layers([256, 5])
+    matmul = importlib.import_module(kernels.dense.__name__.rsplit(".", 1)[0] + "._matmul")
+    facts = matmul.crossover()
+    cases = []
+    for dtype in DTYPES:
+        rows = facts["loops_cache_bytes"] // (np.dtype(dtype).itemsize * facts["depth_slice"])
+        for side, batch in (("loops", rows), ("blas", rows + 1)):
+            cases.append(pytest.param(dtype, (batch, facts["depth_slice"], 5), id=f"{np.dtype(dtype).name}-{side}"))
+    return cases
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-@pytest.mark.parametrize("shape", threshold_shapes(), ids=["loops", "blas"])
+@pytest.mark.parametrize("dtype, shape", threshold_shapes())
 def test_first_layer_on_both_sides_of_blas_threshold(shape, dtype):
-    """A first layer whose product is one step below / at the BLAS threshold matches the reference."""
+    """A first layer whose product is on either side of the crossover to BLAS matches the reference."""
     n_samples, fan_in, fan_out = shape
     layers = [fan_in, fan_out, 2]
     rng = np.random.default_rng(fan_out)

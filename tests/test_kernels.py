@@ -13,17 +13,20 @@ import pytest
 import nnfast
 from nnfast import _kernels
 from nnfast._checks import first_non_finite
-from nnfast._matmul import blas_min_work, matmul_into
+from nnfast._matmul import crossover, matmul_into, uses_blas_for
 from tests.conftest import assert_close
 
 KERNEL_MODULES = ["_matmul", "_dense", "_optim", "_shuffle", "_fit", "_checks", "_fastpath"]
 METHODS = ["loops", "blas", "auto"]
 
 # (m, n, k) for out (m, n) = op(a) (m, k) @ op(b) (k, n): single rows and columns, odd sizes,
-# and sizes on both sides of blas_min_work.
-# (m, n, k). n and k of 1 to 4 each have an unrolled copy of the loops.
+# and sizes on both sides of the crossover to BLAS. n and k of 1 to 4 each have an unrolled
+# copy of the loops; the blocked kernels cut c into blocks of 4 rows by two vectors (a row
+# on its own takes up to 8 vectors), with tails narrower than a vector, and walk k in
+# slices of 256.
 SHAPES = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (3, 5, 7), (17, 1, 33), (2, 9, 1), (31, 29, 37), (64, 65, 63),
-          (4, 2, 2), (6, 3, 4), (2, 4, 3), (9, 4, 5)]
+          (4, 2, 2), (6, 3, 4), (2, 4, 3), (9, 4, 5), (4, 16, 16), (5, 33, 300), (7, 3, 513),
+          (1, 70, 9), (3, 41, 6), (12, 100, 10)]
 
 
 def run_child(script, **environment):
@@ -135,23 +138,40 @@ def test_matmul_into_leaves_inputs_alone(method):
 
 
 def threshold_cases():
-    """(m, n, k) with m * n * k one below and exactly at blas_min_work, cube-like and one long dot."""
-    side = int(round(blas_min_work ** (1 / 3)))
-    k = -(-blas_min_work // (side * side))
+    """(m, n, k) of float32 products on both sides of the crossover: the most rows whose
+    slice of op(a) fits in ``loops_cache_bytes`` and one more; fewer rows than a block
+    with a long inner dimension (never BLAS)."""
+    facts = crossover()
+    depth = facts["depth_slice"]
+    rows = facts["loops_cache_bytes"] // (4 * depth)
     return [
-        pytest.param((side, side, k - 1), "loops", id="cube-below"),
-        pytest.param((side, side, k), "blas", id="cube-at"),
-        pytest.param((1, 1, blas_min_work - 1), "loops", id="dot-below"),
-        pytest.param((1, 1, blas_min_work), "blas", id="dot-at"),
+        pytest.param((rows, 3, depth), "loops", id="slice-fits"),
+        pytest.param((rows + 1, 3, depth), "blas", id="slice-too-big"),
+        pytest.param((facts["block_rows"] - 1, 5, 40 * depth), "loops", id="few-rows"),
     ]
 
 
+def test_crossover_follows_the_machine():
+    """The limit is a quarter of L2, scaled by this build's vectors over OpenBLAS's."""
+    from nnfast import _machine
+    facts = crossover()
+    vector = max(facts["vector_bytes"], 8)
+    expected = _machine.l2_cache_bytes() // 4 * vector // max(_machine.blas_vector_bytes(), vector)
+    assert facts["loops_cache_bytes"] == expected > 0
+
+
+@pytest.mark.parametrize("core, width", [("SkylakeX", 64), ("Haswell", 32), ("Zen", 32), ("Nehalem", 16)])
+def test_openblas_coretype_sets_the_blas_width(monkeypatch, core, width):
+    from nnfast import _machine
+    monkeypatch.setenv("OPENBLAS_CORETYPE", core)
+    assert _machine.blas_vector_bytes() == width
+
+
 @pytest.mark.parametrize("shape, expected_method", threshold_cases())
-def test_auto_switches_to_blas_at_blas_min_work(shape, expected_method):
-    """"auto" matches the loops bit for bit below blas_min_work and BLAS from it on."""
-    assert isinstance(blas_min_work, int) and blas_min_work > 0
+def test_auto_switches_to_blas_at_the_crossover(shape, expected_method):
+    """"auto" matches the loops bit for bit on one side of the crossover and BLAS on the other."""
     m, n, k = shape
-    assert (m * n * k >= blas_min_work) == (expected_method == "blas")
+    assert uses_blas_for(m, n, k, 4) == (expected_method == "blas")
     # float32 random data: loops and BLAS sum in different orders and round differently.
     a, b = operands(m, n, k, False, False, np.float32, seed=3)
     results = {}
@@ -162,6 +182,56 @@ def test_auto_switches_to_blas_at_blas_min_work(shape, expected_method):
         results[method] = out
     assert not np.array_equal(results["loops"], results["blas"]), "inputs do not tell the paths apart"
     np.testing.assert_array_equal(results["auto"], results[expected_method])
+
+
+def in_order(a, b, trans_a, trans_b, start):
+    """start + op(a) @ op(b), each entry summed over the inner dimension in order, in the dtype."""
+    a = a.T if trans_a else a
+    b = b.T if trans_b else b
+    total = start.copy()
+    for p in range(a.shape[1]):
+        total = total + a[:, p:p + 1] * b[p]
+    return total
+
+
+def matmul_modules():
+    """Both kernel builds' matmul_into, where this CPU has both."""
+    modules = {"baseline": matmul_into}
+    if _kernels.avx2_kernels() is not None:
+        from nnfast._avx2._matmul import matmul_into as avx2_matmul_into
+        modules["avx2"] = avx2_matmul_into
+    return modules
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)],
+                         ids=["a@b", "aT@b", "a@bT"])
+@pytest.mark.parametrize("shape", [(1, 70, 9), (3, 41, 6), (4, 16, 16), (9, 37, 300), (13, 5, 40), (8, 3, 7)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_loops_sum_every_entry_in_order(shape, trans_a, trans_b, dtype):
+    """The blocked kernels give, to the bit, the sums taken in order of the inner index,
+    in both builds and from a start of 0 (beta 0) or of c (beta 1): how a product is cut
+    into blocks and slices never changes a result."""
+    m, n, k = shape
+    a, b = operands(m, n, k, trans_a, trans_b, dtype, seed=7)
+    start = np.random.default_rng(8).standard_normal((m, n)).astype(dtype)
+    for build, kernel in matmul_modules().items():
+        out = np.full((m, n), np.nan, dtype=dtype)
+        kernel(a, b, out, trans_a, trans_b, 0.0, "loops")
+        np.testing.assert_array_equal(out, in_order(a, b, trans_a, trans_b, np.zeros_like(start)), err_msg=build)
+        out = start.copy()
+        kernel(a, b, out, trans_a, trans_b, 1.0, "loops")
+        np.testing.assert_array_equal(out, in_order(a, b, trans_a, trans_b, start), err_msg=build)
+
+
+def test_matmul_into_repeats():
+    """repeats=3 with beta 1 adds the product three times; repeats must be positive."""
+    a, b = operands(6, 9, 5, False, False, np.float64)
+    out = np.zeros((6, 9))
+    matmul_into(a, b, out, False, False, 1.0, "loops", 3)
+    assert_close(out, 3 * product(a, b, False, False), np.float64)
+    with pytest.raises(ValueError, match="repeats must be at least 1, got 0"):
+        matmul_into(a, b, out, False, False, 1.0, "loops", 0)
 
 
 @pytest.mark.parametrize(

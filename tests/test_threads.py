@@ -118,11 +118,11 @@ def pool_of_states(layers, count, rng, dtype):
 
 # -- 1. readers in parallel return what they return one at a time ------------
 
-# (layers, loss, activation, batch sizes): products on BLAS even for one row,
-# but for the last layer below 7 rows (BLAS_MIN_WORK is 1728 multiply-adds);
-# plain loops up to 143 rows and BLAS above (rows * 3 * 4); and hidden layers
-# totalling 3,074 units, so that block_rows (85 in float64, 170 in float32) is
-# below the largest batches, which predict, loss and gradients then run in row
+# (layers, loss, activation, batch sizes): batches from one row (nnfast's
+# loops) to 300 rows, where the widest products go to BLAS on CPUs whose L2 is
+# 1 MB or less (nnfast._matmul.uses_blas_for); and hidden layers totalling
+# 3,074 units, so that block_rows (85 in float64, 170 in float32) is below
+# the largest batches, which predict, loss and gradients then run in row
 # blocks. Its 1-unit bottlenecks keep each product small enough for OpenBLAS
 # to run it on one thread, which keeps the test fast on a busy machine.
 READER_NETS = [

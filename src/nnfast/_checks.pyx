@@ -39,13 +39,21 @@ cdef extern from *:
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     /* libgcc's CPU model also checks that the OS saves the AVX registers. */
     static int nnfast_cpu_has_avx2(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2"); }
+    static int nnfast_cpu_has_avx512f(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx512f"); }
     #else
     static int nnfast_cpu_has_avx2(void) { return 0; }
+    static int nnfast_cpu_has_avx512f(void) { return 0; }
     #endif
     """
     int nnfast_cpu_has_avx2() nogil
+    int nnfast_cpu_has_avx512f() nogil
 
 
 def cpu_has_avx2():
     """Return whether this CPU (and OS) can run the AVX2 build of the kernels."""
     return bool(nnfast_cpu_has_avx2())
+
+
+def cpu_has_avx512f():
+    """Return whether this CPU (and OS) runs AVX-512F, as OpenBLAS's SkylakeX kernels need."""
+    return bool(nnfast_cpu_has_avx512f())

@@ -21,9 +21,10 @@ from cython cimport floating
 from libc.math cimport exp, fabs, log, log1p, tanh
 
 from nnfast._arrays cimport NanBits, add_nan_bits, no_nan_bits
-from nnfast._matmul cimport matmul
+from nnfast._matmul cimport matmul, set_loops_cache_bytes
 
 cnp.import_array()
+set_loops_cache_bytes()
 
 
 cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative_slope,

@@ -4,11 +4,38 @@
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-# Multiply-adds (m * n * k) from which BLAS beats the plain loops. From
-# `python bench/report.py --matmul`: BLAS won every measured product shape
-# from 12 x 12 x 12 = 1728 on; below 512 the loops won them all.
-cdef enum:
-    BLAS_MIN_WORK = 1728
+# Which products go to BLAS. nnfast's blocked kernels (below) run at about
+# BLAS's rate while the part of op(a) that they read once per block of
+# columns (m rows by one slice of the inner dimension) stays in L2; past
+# that, BLAS's packing and cache blocking win. So BLAS takes a product when
+# that part of op(a) is larger than ``loops_cache_bytes``, which
+# ``nnfast._machine.loops_cache_bytes`` derives from the CPU's L2 size and
+# vector widths when the module is imported (``set_loops_cache_bytes``),
+# never from a timing: a run is reproducible on a machine. Fewer rows than
+# a block never take BLAS: it cannot spread its packing over them.
+cdef extern from *:
+    """
+    /* Each module that cimports this has its own copy, set when it is imported. */
+    static Py_ssize_t nnfast_loops_cache_bytes = 0;
+    /* The blocked kernels' vectors: AVX's 32 bytes, SSE2's 16, or none. */
+    #if defined(__GNUC__) && defined(__AVX__)
+    #  define NNFAST_VECTOR_BYTES 32
+    #elif defined(__GNUC__)
+    #  define NNFAST_VECTOR_BYTES 16
+    #else
+    #  define NNFAST_VECTOR_BYTES 0
+    #endif
+    """
+    Py_ssize_t loops_cache_bytes "nnfast_loops_cache_bytes"
+    const Py_ssize_t VECTOR_BYTES "NNFAST_VECTOR_BYTES"
+
+
+cdef inline int set_loops_cache_bytes() except -1:
+    """Set this module's ``loops_cache_bytes`` from the machine; called once, at import."""
+    global loops_cache_bytes
+    from nnfast import _machine
+    loops_cache_bytes = _machine.loops_cache_bytes(VECTOR_BYTES)
+    return 0
 
 
 cdef inline void narrow_matmul(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -73,11 +100,204 @@ cdef inline void dot_matmul(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t
             c[i * n + j] += total
 
 
-cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                       const floating* a, const floating* b, floating beta, floating* c) noexcept nogil:
-    """c = op(a) @ op(b) + beta * c, with a stored (m, k) or (k, m) and b (k, n) or (n, k)."""
-    cdef Py_ssize_t i, j, p
-    cdef floating scale
+# The blocked kernels hold a block of c in vector registers while they run
+# through the inner dimension, so that every entry of c is summed over p in
+# order, starting from what c holds: the additions of the plain row-update
+# loop, in its order, whatever the block shape, the build or the CPU. Blocks
+# cut rows and columns of c, never the sum over p. They are C, because
+# GCC's vector types are what keeps a block in registers; Cython's arrays
+# stay in memory.
+cdef extern from *:
+    """
+    #include <stddef.h>
+    #if NNFAST_VECTOR_BYTES
+    /* Two vectors per row of a block: 8 of the 16 registers for a block of
+       4 rows, whether they are AVX's 32 bytes or SSE2's 16. */
+    /* The inner dimension in slices: the slice of b that a column block
+       reads stays in L1 while every row block of a passes over it. */
+    #  define NNFAST_DEPTH_SLICE 256
+
+    #  define NNFAST_BLOCKED(T, S)                                                         \\
+    typedef T nnfast_vec_##S __attribute__((vector_size(NNFAST_VECTOR_BYTES), aligned(sizeof(T)))); \\
+    enum { nnfast_lanes_##S = NNFAST_VECTOR_BYTES / sizeof(T) };                              \\
+                                                                                              \\
+    /* c[:ROWS, :VECS * lanes] += op(a)[:ROWS, :depth] @ b[:depth, :VECS * lanes], or =  \\
+       with overwrite (c is then not read: 0 + the first product, as a zeroed c would give); \\
+       row r, step p of op(a) is a[r * a_row + p * a_col]. ROWS and VECS are constants. */   \\
+    static inline __attribute__((always_inline)) void nnfast_block_##S(                       \\
+            const int ROWS, const int VECS, int overwrite, ptrdiff_t depth, const T* a,      \\
+            ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb, T* c, ptrdiff_t ldc) { \\
+        nnfast_vec_##S acc[4][8], b_row[8];                                                  \\
+        int r, v;                                                                            \\
+        ptrdiff_t p;                                                                         \\
+        for (r = 0; r < ROWS; r++)                                                           \\
+            for (v = 0; v < VECS; v++)                                                       \\
+                acc[r][v] = overwrite ? (nnfast_vec_##S){0}                                  \\
+                                      : *(const nnfast_vec_##S*)(c + r * ldc + v * nnfast_lanes_##S); \\
+        for (p = 0; p < depth; p++) {                                                        \\
+            for (v = 0; v < VECS; v++)                                                       \\
+                b_row[v] = *(const nnfast_vec_##S*)(b + p * ldb + v * nnfast_lanes_##S);     \\
+            for (r = 0; r < ROWS; r++) {                                                     \\
+                T scale = a[r * a_row + p * a_col];                                          \\
+                for (v = 0; v < VECS; v++)                                                   \\
+                    acc[r][v] += scale * b_row[v];                                           \\
+            }                                                                                \\
+        }                                                                                    \\
+        for (r = 0; r < ROWS; r++)                                                           \\
+            for (v = 0; v < VECS; v++)                                                       \\
+                *(nnfast_vec_##S*)(c + r * ldc + v * nnfast_lanes_##S) = acc[r][v];          \\
+    }                                                                                        \\
+                                                                                              \\
+    /* The last columns, fewer than a vector: b's copied into a vector-wide panel padded \\
+       with zeros (on the stack), c's into a block-sized buffer and back; the padding's  \\
+       sums are thrown away. */                                                             \\
+    static void nnfast_tail_##S(ptrdiff_t m, ptrdiff_t width, int overwrite, ptrdiff_t depth, \\
+            const T* a, ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb,         \\
+            T* c, ptrdiff_t ldc) {                                                           \\
+        const ptrdiff_t L = nnfast_lanes_##S;                                                \\
+        T panel[NNFAST_DEPTH_SLICE * nnfast_lanes_##S], rows_of_c[4 * nnfast_lanes_##S];     \\
+        ptrdiff_t i, r, p, j, rows;                                                          \\
+        for (p = 0; p < depth; p++)                                                          \\
+            for (j = 0; j < L; j++)                                                          \\
+                panel[p * L + j] = j < width ? b[p * ldb + j] : 0;                           \\
+        for (i = 0; i < m; i += rows) {                                                      \\
+            rows = m - i < 4 ? m - i : 4;                                                    \\
+            for (r = 0; r < rows; r++)                                                       \\
+                for (j = 0; j < L; j++)                                                      \\
+                    rows_of_c[r * L + j] = j < width && !overwrite ? c[(i + r) * ldc + j] : 0; \\
+            if (rows == 4)                                                                   \\
+                nnfast_block_##S(4, 1, 0, depth, a + i * a_row, a_row, a_col, panel, L,      \\
+                                 rows_of_c, L);                                              \\
+            else                                                                             \\
+                for (r = 0; r < rows; r++)                                                   \\
+                    nnfast_block_##S(1, 1, 0, depth, a + (i + r) * a_row, a_row, a_col, panel, \\
+                                     L, rows_of_c + r * L, L);                               \\
+            for (r = 0; r < rows; r++)                                                       \\
+                for (j = 0; j < width; j++)                                                  \\
+                    c[(i + r) * ldc + j] = rows_of_c[r * L + j];                             \\
+        }                                                                                    \\
+    }                                                                                        \\
+                                                                                              \\
+    /* c[:m, :n] += op(a)[:m, :depth] @ b[:depth, :n]. Blocks of 4 rows by 2 vectors;  \\
+       the last rows one at a time, 8 vectors wide where they can, so that a row has  \\
+       enough independent sums in flight. */                                               \\
+    static void nnfast_slice_##S(ptrdiff_t m, ptrdiff_t n, int overwrite, ptrdiff_t depth, const T* a, \\
+            ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb, T* c, ptrdiff_t ldc) { \\
+        const ptrdiff_t L = nnfast_lanes_##S;                                                \\
+        ptrdiff_t i, j, rows = m - m % 4;                                                   \\
+        for (j = 0; j + 2 * L <= n; j += 2 * L)                                              \\
+            for (i = 0; i < rows; i += 4)                                                    \\
+                nnfast_block_##S(4, 2, overwrite, depth, a + i * a_row, a_row, a_col, b + j, ldb,       \\
+                                 c + i * ldc + j, ldc);                                      \\
+        if (j + L <= n) {                                                                    \\
+            for (i = 0; i < rows; i += 4)                                                    \\
+                nnfast_block_##S(4, 1, overwrite, depth, a + i * a_row, a_row, a_col, b + j, ldb,       \\
+                                 c + i * ldc + j, ldc);                                      \\
+            j += L;                                                                          \\
+        }                                                                                    \\
+        if (j < n && rows > 0)                                                               \\
+            nnfast_tail_##S(rows, n - j, overwrite, depth, a, a_row, a_col, b + j, ldb, c + j, ldc);    \\
+        for (i = rows; i < m; i++) {                                                         \\
+            const T* a_i = a + i * a_row;                                                    \\
+            T* c_i = c + i * ldc;                                                            \\
+            for (j = 0; j + 8 * L <= n; j += 8 * L)                                          \\
+                nnfast_block_##S(1, 8, overwrite, depth, a_i, a_row, a_col, b + j, ldb, c_i + j, ldc);  \\
+            for (; j + 2 * L <= n; j += 2 * L)                                               \\
+                nnfast_block_##S(1, 2, overwrite, depth, a_i, a_row, a_col, b + j, ldb, c_i + j, ldc);  \\
+            for (; j + L <= n; j += L)                                                       \\
+                nnfast_block_##S(1, 1, overwrite, depth, a_i, a_row, a_col, b + j, ldb, c_i + j, ldc);  \\
+            if (j < n)                                                                       \\
+                nnfast_tail_##S(1, n - j, overwrite, depth, a_i, a_row, a_col, b + j, ldb, c_i + j, ldc); \\
+        }                                                                                    \\
+    }                                                                                        \\
+                                                                                              \\
+    /* c += op(a) @ b, or c = with overwrite; a stored (m, k), or (k, m) with trans_a;     \\
+       b stored (k, n). */                                                                   \\
+    static void nnfast_blocked_##S(int trans_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,       \\
+                                   const T* a, const T* b, T* c, int overwrite) {            \\
+        ptrdiff_t a_row = trans_a ? 1 : k, a_col = trans_a ? m : 1, p, depth;               \\
+        for (p = 0; p < k; p += depth) {                                                     \\
+            depth = k - p < NNFAST_DEPTH_SLICE ? k - p : NNFAST_DEPTH_SLICE;                 \\
+            nnfast_slice_##S(m, n, overwrite && p == 0, depth, a + p * a_col, a_row, a_col,   \\
+                             b + p * n, n, c, n);                                            \\
+        }                                                                                    \\
+    }                                                                                        \\
+                                                                                              \\
+    /* c += a @ b.T (or = with overwrite), a stored (m, k), b stored (n, k): each slice of b is copied, \\
+       transposed, into a buffer on the stack (16 KB), then multiplied as above. */         \\
+    static void nnfast_blocked_bt_##S(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T* a,     \\
+                                      const T* b, T* c, int overwrite) {                     \\
+        T panel[NNFAST_DEPTH_SLICE * 2 * nnfast_lanes_##S];                                  \\
+        const ptrdiff_t width = 2 * nnfast_lanes_##S;                                        \\
+        ptrdiff_t p, depth, j, cols, q, jj;                                                  \\
+        for (p = 0; p < k; p += depth) {                                                     \\
+            depth = k - p < NNFAST_DEPTH_SLICE ? k - p : NNFAST_DEPTH_SLICE;                 \\
+            for (j = 0; j < n; j += cols) {                                                  \\
+                cols = n - j < width ? n - j : width;                                        \\
+                for (jj = 0; jj < cols; jj++)                                                \\
+                    for (q = 0; q < depth; q++)                                              \\
+                        panel[q * cols + jj] = b[(j + jj) * k + p + q];                      \\
+                nnfast_slice_##S(m, cols, overwrite && p == 0, depth, a + p, k, 1, panel,    \\
+                                 cols, c + j, n);                                            \\
+            }                                                                                \\
+        }                                                                                    \\
+    }
+    #else
+    /* Without GCC's vector types: the same sums, in the same order, plainly. */
+    #  define NNFAST_BLOCKED(T, S)                                                         \\
+    static void nnfast_blocked_##S(int trans_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,       \\
+                                   const T* a, const T* b, T* c, int overwrite) {            \\
+        ptrdiff_t i, p, j;                                                                   \\
+        if (overwrite)                                                                       \\
+            for (i = 0; i < m * n; i++)                                                      \\
+                c[i] = 0;                                                                    \\
+        for (i = 0; i < m; i++)                                                              \\
+            for (p = 0; p < k; p++) {                                                        \\
+                T scale = trans_a ? a[p * m + i] : a[i * k + p];                             \\
+                for (j = 0; j < n; j++)                                                      \\
+                    c[i * n + j] += scale * b[p * n + j];                                    \\
+            }                                                                                \\
+    }                                                                                        \\
+    static void nnfast_blocked_bt_##S(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T* a,     \\
+                                      const T* b, T* c, int overwrite) {                     \\
+        ptrdiff_t i, p, j;                                                                   \\
+        if (overwrite)                                                                       \\
+            for (i = 0; i < m * n; i++)                                                      \\
+                c[i] = 0;                                                                    \\
+        for (i = 0; i < m; i++)                                                              \\
+            for (j = 0; j < n; j++)                                                          \\
+                for (p = 0; p < k; p++)                                                      \\
+                    c[i * n + j] += a[i * k + p] * b[j * k + p];                             \\
+    }
+    #endif
+    NNFAST_BLOCKED(double, d)
+    NNFAST_BLOCKED(float, s)
+    """
+    void blocked_d "nnfast_blocked_d"(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                      const double* a, const double* b, double* c, bint overwrite) noexcept nogil
+    void blocked_s "nnfast_blocked_s"(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                      const float* a, const float* b, float* c, bint overwrite) noexcept nogil
+    void blocked_bt_d "nnfast_blocked_bt_d"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                            const double* a, const double* b, double* c, bint overwrite) noexcept nogil
+    void blocked_bt_s "nnfast_blocked_bt_s"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                            const float* a, const float* b, float* c, bint overwrite) noexcept nogil
+
+cdef enum:
+    # Rows of c in a block of the blocked kernels, and the slice of the
+    # inner dimension they walk at a time (NNFAST_DEPTH_SLICE in the C).
+    BLOCK_ROWS = 4
+    DEPTH_SLICE = 256
+    # Products of at most this many multiply-adds (the seed's are 36 and 12)
+    # take the unrolled loops: a block would be mostly set-up.
+    TINY_WORK = 64
+
+
+cdef inline void unrolled_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                 const floating* a, const floating* b, floating beta,
+                                 floating* c) noexcept nogil:
+    """loops_matmul for products with at most 4 columns in c (or 4 steps in a @ b.T) and
+    few rows, or with both operands transposed: one dot product per entry."""
+    cdef Py_ssize_t i
     if beta == 0:
         # Like BLAS, beta == 0 means c is output only: stale NaNs must not leak in.
         for i in range(m * n):
@@ -85,7 +305,7 @@ cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize
     elif beta != 1:
         for i in range(m * n):
             c[i] *= beta
-    if not trans_b and n <= 4:
+    if not trans_b:
         # Rows of c this short leave a vectorized inner loop all set-up and no
         # work. A constant flag here and a constant width in narrow_widths let
         # the compiler fold each call into its own fully unrolled copy.
@@ -93,13 +313,6 @@ cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize
             narrow_widths(True, m, n, k, a, b, c)
         else:
             narrow_widths(False, m, n, k, a, b, c)
-    elif not trans_b:
-        # Inner loop runs along rows of b and c, contiguous and vectorizable.
-        for i in range(m):
-            for p in range(k):
-                scale = a[p * m + i] if trans_a else a[i * k + p]
-                for j in range(n):
-                    c[i * n + j] += scale * b[p * n + j]
     elif trans_a or k > 4:
         dot_matmul(trans_a, m, n, k, a, b, c)
     # a @ b.T with short rows, as backprop meets it through a narrow layer:
@@ -112,6 +325,30 @@ cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize
         dot_matmul(False, m, n, 3, a, b, c)
     else:
         dot_matmul(False, m, n, 4, a, b, c)
+
+
+cdef inline void loops_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       const floating* a, const floating* b, floating beta, floating* c) noexcept nogil:
+    """c = op(a) @ op(b) + beta * c, with a stored (m, k) or (k, m) and b (k, n) or (n, k),
+    by nnfast's own kernels."""
+    cdef Py_ssize_t i
+    cdef bint unrolled = m < BLOCK_ROWS or m * n * k <= TINY_WORK
+    if trans_b and k <= 4 and unrolled or trans_a and trans_b or not trans_b and n <= 4 and unrolled:
+        unrolled_matmul(trans_a, trans_b, m, n, k, a, b, beta, c)
+        return
+    if beta != 0 and beta != 1:
+        for i in range(m * n):
+            c[i] *= beta
+    if floating is double:
+        if trans_b:
+            blocked_bt_d(m, n, k, a, b, c, beta == 0)
+        else:
+            blocked_d(trans_a, m, n, k, a, b, c, beta == 0)
+    else:
+        if trans_b:
+            blocked_bt_s(m, n, k, a, b, c, beta == 0)
+        else:
+            blocked_s(trans_a, m, n, k, a, b, c, beta == 0)
 
 
 cdef inline void blas_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -133,10 +370,16 @@ cdef inline void blas_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_
               <float*>a, &lda, &beta, c, &n_)
 
 
+cdef inline bint uses_blas(Py_ssize_t m, Py_ssize_t k, Py_ssize_t itemsize) noexcept nogil:
+    """Whether ``matmul`` gives a product of op(a) (m, k) to BLAS (see loops_cache_bytes)."""
+    cdef Py_ssize_t depth = k if k < DEPTH_SLICE else DEPTH_SLICE
+    return m >= BLOCK_ROWS and m * depth * itemsize > loops_cache_bytes
+
+
 cdef inline void matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                  const floating* a, const floating* b, floating beta, floating* c) noexcept nogil:
     """c = op(a) @ op(b) + beta * c for C-contiguous operands, by loops or BLAS."""
-    if m * n * k >= BLAS_MIN_WORK:
+    if uses_blas(m, k, sizeof(floating)):
         blas_matmul(trans_a, trans_b, m, n, k, a, b, beta, c)
     else:
         loops_matmul(trans_a, trans_b, m, n, k, a, b, beta, c)

@@ -1,18 +1,39 @@
-"""Row-major matrix products: plain loops for small ones, BLAS ``gemm`` for the rest.
+"""Row-major matrix products: nnfast's blocked kernels where their operands stay in cache, BLAS ``gemm`` beyond.
 
-BLAS pays a call and packing overhead that dominates tiny products (the
-seed's 4x3 @ 3x3), while plain loops fall far behind BLAS once layers are
-a few dozen wide; ``matmul`` picks by the amount of work. The products are
+BLAS pays a call and packing overhead that dominates small products, and
+wins once the operands outgrow the cache its blocking is made for;
+``matmul`` picks by the shape and the machine (``crossover``). The products are
 inline functions in ``_matmul.pxd``; this module exposes them to Python
 for tests and benchmarks.
 """
 from cython cimport floating
 
-blas_min_work = BLAS_MIN_WORK
+set_loops_cache_bytes()
+
+
+def crossover():
+    """What decides loops against BLAS in this build (see ``nnfast._machine``).
+
+    Returns
+    -------
+    dict
+        ``loops_cache_bytes``: BLAS takes a product once the rows of op(a)
+        that the blocked kernels reuse, ``m * min(k, depth_slice) * itemsize``
+        bytes, exceed it (and m >= ``block_rows``); ``vector_bytes``: this
+        build's vector width.
+    """
+    return dict(loops_cache_bytes=loops_cache_bytes, vector_bytes=VECTOR_BYTES,
+                block_rows=BLOCK_ROWS, depth_slice=DEPTH_SLICE)
+
+
+def uses_blas_for(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize):
+    """Whether ``method="auto"`` (and every kernel) computes an (m, k) @ (k, n) product by BLAS."""
+    return bool(uses_blas(m, k, itemsize))
 
 
 def matmul_into(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
-                bint trans_a=False, bint trans_b=False, double beta=0.0, str method="auto"):
+                bint trans_a=False, bint trans_b=False, double beta=0.0, str method="auto",
+                Py_ssize_t repeats=1):
     """Compute ``out = op(a) @ op(b) + beta * out`` in place (for tests and benchmarks).
 
     Parameters
@@ -22,7 +43,11 @@ def matmul_into(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, 
     out : ndarray, 2-D, C-contiguous, same dtype
         Modified in place.
     method : {"auto", "loops", "blas"}
-        ``"auto"`` chooses as the kernels do (by ``BLAS_MIN_WORK``).
+        ``"auto"`` chooses as the kernels do (``uses_blas_for``).
+    repeats : int, default 1
+        Compute the product this many times in one call, so that a benchmark
+        of a small product does not time this function's Python overhead.
+        With ``beta`` other than 0 each repeat starts from the last one's result.
     """
     cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
     cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
@@ -33,13 +58,17 @@ def matmul_into(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, 
         raise ValueError(f"method must be 'auto', 'loops' or 'blas', got {method!r}")
     if m == 0 or n == 0 or k == 0:
         raise ValueError("matmul_into: empty operands are not supported")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     # Decided with the GIL: comparing Python strings needs it.
     cdef bint use_loops = method == "loops"
     cdef bint use_blas = method == "blas"
+    cdef Py_ssize_t repeat
     with nogil:
-        if use_loops:
-            loops_matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
-        elif use_blas:
-            blas_matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
-        else:
-            matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
+        for repeat in range(repeats):
+            if use_loops:
+                loops_matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
+            elif use_blas:
+                blas_matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
+            else:
+                matmul(trans_a, trans_b, m, n, k, &a[0, 0], &b[0, 0], <floating>beta, &out[0, 0])
