@@ -11,6 +11,9 @@ elements), and training is full-batch plain SGD.
 - Trainers (``TRAINERS``) take one SGD step with ``step()`` and run ``epochs``
   steps with ``fit(epochs)``:
 
+  - ``"numpy-seed"``: the seed notebook's NumPy loop body, as a user would
+    write it (no validation, unlike ``nnfast.reference``), with biases and
+    the mean loss added;
   - ``"torch-tensors"``: raw tensors with hand-written backprop, as in the
     "Learning PyTorch with Examples" tutorial;
   - ``"torch-nn"``: ``nn.Sequential`` of ``nn.Linear``, ``nn.MSELoss`` and
@@ -19,7 +22,7 @@ elements), and training is full-batch plain SGD.
     ``jax.jit`` of ``lax.scan`` over all the steps (one call per fit).
 
 - Predictors (``PREDICTORS``) run the net forward with ``predict(x)``:
-  ``"torch"`` (under ``torch.inference_mode``), ``"jax"`` (``jax.jit``) and
+  ``"numpy-seed"`` (``np.maximum(x @ W1 + b1, 0) @ W2 + b2``), ``"torch"`` (under ``torch.inference_mode``), ``"jax"`` (``jax.jit``) and
   ``"onnxruntime"`` (the model ``nnfast.onnx.to_onnx`` exports).
 - ``GemmProducts`` runs just the step's matrix products with NumPy's
   ``matmul``: the "measured GEMM rate" the issue compares a step with.
@@ -53,6 +56,70 @@ def _check_loss(loss):
 def _check_layers(weights, biases):
     if len(weights) != 2 or len(biases) not in (0, 2):
         raise ValueError("the competitors implement one hidden layer, with a bias on both layers or neither")
+
+
+# -- the seed notebook's NumPy ------------------------------------------------
+
+class NumpySeedTrainer:
+    """Full-batch SGD as the seed notebook writes it in NumPy (biases and the mean loss added)."""
+
+    name = "numpy-seed"
+
+    def __init__(self, weights, biases, x, y, lr, loss):
+        _check_loss(loss)
+        _check_layers(weights, biases)
+        self.w1, self.w2 = (w.copy() for w in weights)
+        self.b1, self.b2 = (b.copy() for b in biases) if biases else (None, None)
+        self.x, self.y = x, y
+        self.lr = lr
+        self.scale = 2.0 if loss == "sse" else 2.0 / y.size
+        self.divisor = 1 if loss == "sse" else y.size
+
+    def step(self):
+        """One SGD step; return the loss before it."""
+        h = self.x.dot(self.w1)
+        if self.b1 is not None:
+            h += self.b1
+        h_relu = np.maximum(h, 0)
+        y_pred = h_relu.dot(self.w2)
+        if self.b2 is not None:
+            y_pred += self.b2
+        loss = np.square(y_pred - self.y).sum() / self.divisor
+        grad_y_pred = self.scale * (y_pred - self.y)
+        grad_w2 = h_relu.T.dot(grad_y_pred)
+        grad_h_relu = grad_y_pred.dot(self.w2.T)
+        grad_h = grad_h_relu.copy()
+        grad_h[h < 0] = 0
+        grad_w1 = self.x.T.dot(grad_h)
+        self.w1 -= self.lr * grad_w1
+        self.w2 -= self.lr * grad_w2
+        if self.b1 is not None:
+            self.b1 -= self.lr * grad_h.sum(0)
+            self.b2 -= self.lr * grad_y_pred.sum(0)
+        return loss
+
+    def fit(self, epochs):
+        """``epochs`` steps, the notebook's loop; return the losses."""
+        return [self.step() for _ in range(epochs)]
+
+    def parameters(self):
+        """``(weights, biases)`` in nnfast's layout."""
+        return [self.w1, self.w2], [] if self.b1 is None else [self.b1, self.b2]
+
+
+class NumpySeedPredictor:
+    """The seed-style forward pass, ``np.maximum(x @ W1 + b1, 0) @ W2 + b2``."""
+
+    name = "numpy-seed"
+
+    def __init__(self, weights, biases):
+        _check_layers(weights, biases)
+        self.w1, self.w2 = weights
+        self.b1, self.b2 = biases if biases else (0, 0)
+
+    def predict(self, x):
+        """The outputs for ``x``."""
+        return np.maximum(x @ self.w1 + self.b1, 0) @ self.w2 + self.b2
 
 
 # -- PyTorch -----------------------------------------------------------------
@@ -359,8 +426,8 @@ class OnnxruntimePredictor:
         return self.session.run(None, {"input": x})[0]
 
 
-TRAINERS = {cls.name: cls for cls in (TorchTensorsTrainer, TorchModuleTrainer, JaxTrainer)}
-PREDICTORS = {cls.name: cls for cls in (TorchPredictor, JaxPredictor, OnnxruntimePredictor)}
+TRAINERS = {cls.name: cls for cls in (NumpySeedTrainer, TorchTensorsTrainer, TorchModuleTrainer, JaxTrainer)}
+PREDICTORS = {cls.name: cls for cls in (NumpySeedPredictor, TorchPredictor, JaxPredictor, OnnxruntimePredictor)}
 
 
 def version(competitor):

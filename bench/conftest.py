@@ -8,6 +8,7 @@ would measure the machine's core count rather than the code. The pinned
 state, the BLAS libraries and the CPU end up in the ``machine_info`` of
 ``--benchmark-json`` output, which ``bench/report.py`` prints.
 """
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         pytest-benchmark's machine description (it already holds ``cpu``,
         from py-cpuinfo); updated in place with the BLAS pools and the
         kernel build (``nnfast._kernels.BEST``; nets no wider than 4 use the
-        baseline build whatever it is).
+        baseline build whatever it is) and that build's crossover to BLAS.
     """
     pools = threadpool_info()
     blas = [pool for pool in pools if pool["user_api"] == "blas"]
@@ -66,6 +67,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["threadpools"] = pools
     machine_info["nnfast_kernels"] = _kernels.BEST.name
     machine_info["caches"] = cpu_caches()
+    matmul = importlib.import_module(_kernels.BEST.dense.__name__.rsplit(".", 1)[0] + "._matmul")
+    machine_info["nnfast_crossover"] = matmul.crossover()
 
 
 def cpu_caches():

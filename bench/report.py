@@ -123,8 +123,12 @@ def header_line(results, command):
     caches = machine.get("caches")
     date = results["datetime"].replace("T", " ")[:19] + " UTC"
     kernels = machine.get("nnfast_kernels", "not recorded")
+    crossover = machine.get("nnfast_crossover")
+    if crossover:
+        kernels += f" (BLAS beyond {crossover['loops_cache_bytes'] // 1024} KiB of reused rows)"
+    family = f", family {cpu['family']} model {cpu['model']}" if "family" in cpu else ""
     return (
-        f"{date} · CPU: {brand} ({cpu.get('count', '?')} logical{', ' + caches if caches else ''}) · "
+        f"{date} · CPU: {brand}{family} ({cpu.get('count', '?')} logical{', ' + caches if caches else ''}) · "
         f"BLAS threads: {threads} ({libraries}) · nnfast kernels: {kernels} · `{command}`"
     )
 
@@ -230,7 +234,7 @@ def matmul_report(results):
         ["product", "dtype", "smallest m·n·k where BLAS wins", "BLAS wins at every measured m·n·k from"],
         summary_rows, "llrr",
     )
-    thresholds = {bench["extra_info"].get("blas_min_work") for bench in results["benchmarks"]}
+    limits = {bench["extra_info"].get("loops_cache_bytes") for bench in results["benchmarks"]}
     if everywhere and None not in everywhere:
         overall = (
             f"Over all products and dtypes BLAS wins at every measured shape from m·n·k = {max(everywhere)}"
@@ -240,9 +244,9 @@ def matmul_report(results):
     return (
         f"{shapes}\n\nMedians, each including the same Python call overhead (compare the two "
         "methods by their difference, not their ratio, at small sizes). "
-        f"loops / blas > 1 means BLAS is faster.\n\n{summary}\n\n{overall}; "
-        f"`method=\"auto\"` switches to BLAS at m·n·k >= {', '.join(sorted(map(str, thresholds)))} "
-        "(`nnfast._matmul.blas_min_work`)."
+        f"loops / blas > 1 means BLAS is faster.\n\n{summary}\n\n{overall}. "
+        "`method=\"auto\"` takes BLAS for the products whose `m * min(k, 256) * itemsize` exceeds "
+        f"{', '.join(sorted(map(str, limits)))} bytes, with m of 4 or more (`nnfast._matmul.crossover()`)."
     )
 
 

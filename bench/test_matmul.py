@@ -1,4 +1,4 @@
-"""Plain loops against BLAS gemm in ``nnfast._matmul.matmul_into``: the data behind ``blas_min_work``.
+"""nnfast's loops against BLAS gemm in ``nnfast._matmul.matmul_into``: the data behind the crossover.
 
 A dense layer needs three products, each with its own memory access
 pattern in the loops kernel, so each is timed separately:
@@ -9,12 +9,13 @@ pattern in the loops kernel, so each is timed separately:
 
 Each group holds one product at one ``(m, n, k)`` and dtype, timed with
 ``method="loops"`` and with ``method="blas"``. ``bench/report.py --matmul``
-turns the groups into the smallest ``m * n * k`` at which BLAS wins.
+turns the groups into the smallest ``m * n * k`` at which BLAS wins, next to what
+``method="auto"`` picks.
 """
 import numpy as np
 import pytest
 
-from nnfast._matmul import blas_min_work, matmul_into
+from nnfast._matmul import crossover, matmul_into, uses_blas_for
 
 # name -> (trans_a, trans_b)
 PRODUCTS = {"forward": (False, False), "weight_grad": (True, False), "input_grad": (False, True)}
@@ -66,7 +67,8 @@ def test_matmul(benchmark, standard_normal, product, mnk, dtype, method):
     benchmark.group = f"matmul {product} (m, n, k) = {mnk} {dtype_name}"
     benchmark.extra_info.update(
         product=product, trans_a=trans_a, trans_b=trans_b, m=m, n=n, k=k, work=m * n * k,
-        dtype=dtype_name, method=method, blas_min_work=blas_min_work,
+        dtype=dtype_name, method=method, auto_uses_blas=uses_blas_for(m, n, k, np.dtype(dtype).itemsize),
+        loops_cache_bytes=crossover()["loops_cache_bytes"],
     )
     a, b, out = standard_normal(
         (k, m) if trans_a else (m, k), (n, k) if trans_b else (k, n), (m, n), dtype=dtype
