@@ -245,7 +245,7 @@ def matmul_report(results):
         f"{shapes}\n\nMedians, each including the same Python call overhead (compare the two "
         "methods by their difference, not their ratio, at small sizes). "
         f"loops / blas > 1 means BLAS is faster.\n\n{summary}\n\n{overall}. "
-        "`method=\"auto\"` takes BLAS for the products whose `m * min(k, 256) * itemsize` exceeds "
+        "`method=\"auto\"` takes BLAS for the products whose pass over a block of columns reads more than "
         f"{', '.join(sorted(map(str, limits)))} bytes, with m of 4 or more (`nnfast._matmul.crossover()`)."
     )
 

@@ -271,7 +271,8 @@ def threshold_shapes():
     facts = matmul.crossover()
     cases = []
     for dtype in DTYPES:
-        rows = facts["loops_cache_bytes"] // (np.dtype(dtype).itemsize * facts["depth_slice"])
+        depth, vector = facts["depth_slice"], facts["vector_bytes"]
+        rows = (facts["loops_cache_bytes"] - 2 * vector * depth) // (np.dtype(dtype).itemsize * depth + 2 * vector)
         for side, batch in (("loops", rows), ("blas", rows + 1)):
             cases.append(pytest.param(dtype, (batch, facts["depth_slice"], 5), id=f"{np.dtype(dtype).name}-{side}"))
     return cases

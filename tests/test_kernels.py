@@ -139,11 +139,11 @@ def test_matmul_into_leaves_inputs_alone(method):
 
 def threshold_cases():
     """(m, n, k) of float32 products on both sides of the crossover: the most rows whose
-    slice of op(a) fits in ``loops_cache_bytes`` and one more; fewer rows than a block
-    with a long inner dimension (never BLAS)."""
+    pass over a block of columns fits in ``loops_cache_bytes`` and one more; fewer rows
+    than a block with a long inner dimension (never BLAS)."""
     facts = crossover()
     depth = facts["depth_slice"]
-    rows = facts["loops_cache_bytes"] // (4 * depth)
+    rows = (facts["loops_cache_bytes"] - 2 * facts["vector_bytes"] * depth) // (4 * depth + 2 * facts["vector_bytes"])
     return [
         pytest.param((rows, 3, depth), "loops", id="slice-fits"),
         pytest.param((rows + 1, 3, depth), "blas", id="slice-too-big"),

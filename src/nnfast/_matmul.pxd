@@ -5,10 +5,10 @@ from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 # Which products go to BLAS. nnfast's blocked kernels (below) run at about
-# BLAS's rate while the part of op(a) that they read once per block of
-# columns (m rows by one slice of the inner dimension) stays in L2; past
-# that, BLAS's packing and cache blocking win. So BLAS takes a product when
-# that part of op(a) is larger than ``loops_cache_bytes``, which
+# BLAS's rate while what one pass over a block of columns reads (m rows of
+# op(a) by one slice of the inner dimension, that slice of b's columns, and
+# the column of c) stays in L2; past that, BLAS's packing and cache blocking
+# win. So BLAS takes a product when those bytes exceed ``loops_cache_bytes``, which
 # ``nnfast._machine.loops_cache_bytes`` derives from the CPU's L2 size and
 # vector widths when the module is imported (``set_loops_cache_bytes``),
 # never from a timing: a run is reproducible on a machine. Fewer rows than
@@ -373,7 +373,10 @@ cdef inline void blas_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_
 cdef inline bint uses_blas(Py_ssize_t m, Py_ssize_t k, Py_ssize_t itemsize) noexcept nogil:
     """Whether ``matmul`` gives a product of op(a) (m, k) to BLAS (see loops_cache_bytes)."""
     cdef Py_ssize_t depth = k if k < DEPTH_SLICE else DEPTH_SLICE
-    return m >= BLOCK_ROWS and m * depth * itemsize > loops_cache_bytes
+    # A pass over one block of columns: the slice of op(a), the slice of b
+    # and the column of c, the latter two two vectors wide.
+    cdef Py_ssize_t working_set = m * depth * itemsize + (depth + m) * 2 * VECTOR_BYTES
+    return m >= BLOCK_ROWS and working_set > loops_cache_bytes
 
 
 cdef inline void matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,

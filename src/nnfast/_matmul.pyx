@@ -17,10 +17,11 @@ def crossover():
     Returns
     -------
     dict
-        ``loops_cache_bytes``: BLAS takes a product once the rows of op(a)
-        that the blocked kernels reuse, ``m * min(k, depth_slice) * itemsize``
-        bytes, exceed it (and m >= ``block_rows``); ``vector_bytes``: this
-        build's vector width.
+        ``loops_cache_bytes``: BLAS takes a product (with m >= ``block_rows``)
+        once what the blocked kernels read in one pass over a block of
+        columns, ``m * d * itemsize + (d + m) * 2 * vector_bytes`` bytes
+        with ``d = min(k, depth_slice)``, exceeds it; ``vector_bytes``:
+        this build's vector width.
     """
     return dict(loops_cache_bytes=loops_cache_bytes, vector_bytes=VECTOR_BYTES,
                 block_rows=BLOCK_ROWS, depth_slice=DEPTH_SLICE)
