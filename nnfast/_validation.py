@@ -396,11 +396,13 @@ def check_order(order, n_samples, epochs):
     """Return ``order`` as a new intp array: a permutation of ``range(n_samples)``, shaped
     ``(n_samples,)``, or one per epoch, shaped ``(epochs, n_samples)``."""
     real = as_real_array("order", order, np.dtype(np.intp))
-    if real.dtype.kind not in "iu":
-        raise TypeError(f"order must hold integers, got an array of dtype {real.dtype}")
+    # The shape first: an empty list is an array of float64 to NumPy.
     if real.shape not in ((n_samples,), (epochs, n_samples)):
         raise ValueError(f"order must have shape ({n_samples},), or ({epochs}, {n_samples}) for one order per "
                          f"epoch, got shape {real.shape}")
+    if real.dtype.kind not in "iu":
+        # The dtype given: as_real_array turns an object array of numbers into float64.
+        raise TypeError(f"order must hold integers, got an array of dtype {np.asarray(order).dtype}")
     if real.size and not (real.min() >= 0 and real.max() < n_samples):
         position = np.unravel_index(int(np.argmax((real < 0) | (real >= n_samples))), real.shape)
         raise ValueError(f"order must hold row indices in [0, {n_samples}), got {real[position]} "
