@@ -10,14 +10,16 @@ contents, mask, base array and backing file before the call and compares
 them after it.
 
 The arguments: ``x`` of predict, predict_proba, predict_classes, forward,
-loss, gradients, train_step, fit and partial_fit; ``y`` of the training
-ones; fit's ``validation_data``; the arrays assigned to ``weights`` and
-``biases``; ``lr``; the constructor's ``layers``. The hostile forms: every
-NumPy dtype, 0-d to 3-d and empty shapes, non-native byte order, zero,
-negative and non-unit strides, read-only, unaligned, memory-mapped and
-masked arrays, ndarray subclasses, lists, ragged lists, object arrays,
-scalars and things that are not arrays at all, NaN, infinities, values
-beyond the net's dtype and finite values near the float maximum.
+loss, gradients, loss_and_gradients, train_step, fit and partial_fit; ``y``
+and ``sample_weight`` of the ones that take targets; fit's
+``validation_data`` and ``order`` (row indices: integer dtypes only); the
+arrays assigned to ``weights``, ``biases`` and ``parameters``; ``lr``; the
+constructor's ``layers``. The hostile forms: every NumPy dtype, 0-d to 3-d
+and empty shapes, non-native byte order, zero, negative and non-unit
+strides, read-only, unaligned, memory-mapped and masked arrays, ndarray
+subclasses, lists, ragged lists, object arrays, scalars and things that are
+not arrays at all, NaN, infinities, values beyond the net's dtype and finite
+values near the float maximum.
 """
 import copy
 import functools
@@ -51,9 +53,11 @@ CONFIGS = {
     "binary_cross_entropy": ("binary_cross_entropy", [N_IN, 4, 2], "probabilities"),
 }
 NET_DTYPES = [np.dtype(np.float64), np.dtype(np.float32)]
-ROLES = ["x", "y", "validation_data x", "validation_data y", "weights[0]", "weights[1]", "biases[0]", "biases[1]"]
+ROLES = ["x", "y", "validation_data x", "validation_data y", "weights[0]", "weights[1]", "biases[0]", "biases[1]",
+         "sample_weight", "order", "parameters"]
 X_ROLES = ("x", "validation_data x")
 Y_ROLES = ("y", "validation_data y")
+FIT_EPOCHS = 2  # of every fit here; an order may give one permutation per epoch
 
 # Every real dtype NumPy has: the nets accept them all, converted to the net's dtype.
 REAL_DTYPES = [np.dtype(t) for t in (
@@ -85,8 +89,13 @@ def is_labels(config, ndim):
 
 
 def right_shape(role, config, rows=N, val_rows=N_VAL):
-    """The shape ``role`` has in a valid call (``y`` 1-D for labels and for one output)."""
+    """The shape ``role`` has in a valid call (``y`` 1-D for labels and for one output;
+    ``order`` 1-D, one permutation for every epoch)."""
     layers = CONFIGS[config][1]
+    if role in ("sample_weight", "order"):
+        return (rows,)
+    if role == "parameters":
+        return (sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(layers[:-1], layers[1:])),)
     if role in X_ROLES:
         return (rows if role == "x" else val_rows, N_IN)
     if role in Y_ROLES:
@@ -99,7 +108,10 @@ def right_shape(role, config, rows=N, val_rows=N_VAL):
 
 
 def value_kind(role, config, ndim):
-    """What the numbers of ``role`` (of ``ndim`` dimensions) must be: "labels", "probabilities" or "real"."""
+    """What the numbers of ``role`` (of ``ndim`` dimensions) must be: "labels", "probabilities",
+    "weights", "order" (a permutation of the rows in each row) or "real"."""
+    if role in ("sample_weight", "order"):
+        return "weights" if role == "sample_weight" else "order"
     if role not in Y_ROLES:
         return "real"
     if is_labels(config, ndim):
@@ -110,15 +122,35 @@ def value_kind(role, config, ndim):
 
 def values_strategy(kind, shape, k):
     """Float64 arrays of ``shape`` holding what ``kind`` allows."""
+    if kind == "order":
+        if len(shape) in (1, 2) and shape[-1] == N:
+            rows = st.lists(st.permutations(range(N)), min_size=shape[0] if len(shape) == 2 else 1,
+                            max_size=shape[0] if len(shape) == 2 else 1)
+            return rows.map(lambda r: np.array(r, dtype=np.float64).reshape(shape))
+        return hnp.arrays(np.int64, shape, elements=st.integers(0, N - 1)).map(lambda a: a.astype(np.float64))
+    if kind == "weights":  # some zero, never all: not even rounded to ints or thresholded to bools
+        return hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 0.5, 1.0, 2.5]) | st.floats(0.0, 3.0)
+                          ).map(_first_weighty)
     if kind == "labels":
         return hnp.arrays(np.int64, shape, elements=st.integers(0, k - 1)).map(lambda a: a.astype(np.float64))
     low = 0.0 if kind == "probabilities" else -3.0
     return hnp.arrays(np.float64, shape, elements=st.floats(low, 1.0 if kind == "probabilities" else 3.0))
 
 
+def _first_weighty(weights):
+    """``weights`` with a first entry of at least 0.5, so that they are not all zero, not
+    even rounded to ints (``as_source``), thresholded to bools or broadcast from the first."""
+    if weights.size:
+        weights.flat[0] = max(weights.flat[0], 0.5)
+    return weights
+
+
 def as_source(values, dtype, kind):
     """``values`` in the real ``dtype``, as a user holding that dtype would have them:
-    ints round a scaled copy, bools threshold it (labels and probabilities stay valid)."""
+    ints round a scaled copy, bools threshold it (labels and probabilities stay valid);
+    row indices stay what they are (an object array holds Python ints)."""
+    if kind == "order":
+        return values.astype(np.int64).astype(object) if dtype.kind == "O" else values.astype(dtype)
     if dtype == np.dtype(object):
         return as_source(values, np.dtype(np.float64), kind).astype(object)
     if kind == "labels":
@@ -160,7 +192,21 @@ def plain_args(net, config, rows=N, val_rows=N_VAL):
     """
     x, y, x_val, y_val = (a.copy() for a in _plain_values(config, net.dtype, rows, val_rows))
     return {"x": x, "y": y, "validation_data x": x_val, "validation_data y": y_val, "lr": LR,
-            "weights": net.weights, "biases": net.biases}
+            "weights": net.weights, "biases": net.biases, "parameters": net.parameters,
+            "sample_weight": None, "order": None}
+
+
+def plain_dtype(role, dtype):
+    """The dtype the net reads ``role`` in: row indices (``order``) as intp, the rest as the net's ``dtype``."""
+    return np.dtype(np.intp) if role == "order" else dtype
+
+
+def refused_dtype(role, given):
+    """The TypeError message pattern for ``role`` given as an array of the real (or object)
+    dtype ``given``, or None if that dtype is accepted: ``order`` takes integers only."""
+    if role == "order" and given.kind not in "iu":
+        return rf"^order must hold integers, got an array of dtype {re.escape(str(given))}$"
+    return None
 
 
 def with_role(args, role, value):
@@ -178,12 +224,14 @@ def methods_for(role, config):
     """The public methods that take the argument ``role``."""
     classification = CONFIGS[config][0] != "sse"
     if role == "x":
-        return ["predict", "forward", "loss", "gradients", "train_step", "fit", "partial_fit"] + (
-            ["predict_proba", "predict_classes"] if classification else [])
-    if role == "y":
-        return ["loss", "gradients", "train_step", "fit", "partial_fit"]
-    if role in ("validation_data x", "validation_data y"):
+        return ["predict", "forward", "loss", "gradients", "loss_and_gradients", "train_step", "fit",
+                "partial_fit"] + (["predict_proba", "predict_classes"] if classification else [])
+    if role in ("y", "sample_weight"):
+        return ["loss", "gradients", "loss_and_gradients", "train_step", "fit", "partial_fit"]
+    if role in ("validation_data x", "validation_data y", "order"):
         return ["fit"]
+    if role == "parameters":
+        return ["parameters"]  # the setter
     return [role[:-3]]  # the weights or biases setter
 
 
@@ -196,27 +244,30 @@ def warm(net):
 def run(net, method, args):
     """Call ``method`` on a copy of ``net`` with ``args``; return everything it computed."""
     net = warm(copy.deepcopy(net))  # scratch, so that plain arrays take the compiled fast path
-    x, y, lr = args["x"], args["y"], args["lr"]
+    x, y, lr, sample_weight = args["x"], args["y"], args["lr"], args["sample_weight"]
     if method in ("predict", "predict_proba", "predict_classes"):
         return getattr(net, method)(x)
     if method == "forward":
         out, hidden = net.forward(x)
         return [out, hidden]
     if method == "loss":
-        return net.loss(x, y)
+        return net.loss(x, y, sample_weight=sample_weight)
     if method == "gradients":
-        weight_grads, bias_grads = net.gradients(x, y)
+        weight_grads, bias_grads = net.gradients(x, y, sample_weight=sample_weight)
         return [list(weight_grads), list(bias_grads)]
+    if method == "loss_and_gradients":
+        return list(net.loss_and_gradients(x, y, sample_weight=sample_weight))
     if method == "train_step":
-        return [net.train_step(x, y, lr), net.weights, net.biases]
+        return [net.train_step(x, y, lr, sample_weight=sample_weight), net.weights, net.biases]
     if method == "fit":
-        history = net.fit(x, y, epochs=2, lr=lr, batch_size=4, seed=0,
+        history = net.fit(x, y, epochs=FIT_EPOCHS, lr=lr, batch_size=4, seed=0, sample_weight=sample_weight,
+                          order=args["order"],
                           validation_data=(args["validation_data x"], args["validation_data y"]))
         return [history.loss, history.epoch_loss, history.val_loss, net.weights, net.biases]
     if method == "partial_fit":
-        history = net.partial_fit(x, y, lr=lr, batch_size=4, seed=0)
+        history = net.partial_fit(x, y, lr=lr, batch_size=4, seed=0, sample_weight=sample_weight)
         return [history.loss, net.weights, net.biases]
-    assert method in ("weights", "biases"), method
+    assert method in ("weights", "biases", "parameters"), method
     setattr(net, method, args[method])
     return [net.weights, net.biases, net.predict(_plain_values("sse", net.dtype, N, N_VAL)[0])]
 
@@ -324,6 +375,8 @@ def cases(draw, roles=ROLES):
     role = draw(st.sampled_from(roles))
     method = draw(st.sampled_from(methods_for(role, config)))
     shape = right_shape(role, config)
+    if role == "order" and draw(st.booleans()):
+        shape = (FIT_EPOCHS,) + shape  # one permutation per epoch
     kind = value_kind(role, config, len(shape))
     values = draw(values_strategy(kind, shape, n_out(config)))
     return config, dtype, role, method, kind, values
@@ -360,15 +413,22 @@ NON_NUMBERS = [None, "1.5", b"1", 1j, [1.0], (1.0,), Decimal("1.5"), np.datetime
 @given(case=cases())
 def test_every_real_dtype_gives_the_result_of_its_conversion(net_class, source, case):
     """An array of any real dtype (or an object array of numbers) gives exactly the result of
-    the same values cast to the net's dtype."""
+    the same values cast to the net's dtype; ``order``, of row indices, takes integer dtypes
+    only and refuses the others naming the dtype."""
     config, dtype, role, method, kind, values = case
     net = base_net(net_class, dtype, config)
     args = plain_args(net, config)
     given_value = as_source(values, source, kind)
     hostile = with_role(args, role, given_value)
-    plain = with_role(args, role, np.ascontiguousarray(given_value, dtype=dtype) if source.kind != "O"
-                      else given_value.astype(np.float64).astype(dtype))
     before = snapshots(hostile)
+    refused = refused_dtype(role, source)
+    if refused:
+        with pytest.raises(TypeError, match=refused):
+            run(net, method, hostile)
+        assert_unchanged(hostile, before)
+        return
+    plain = with_role(args, role, np.ascontiguousarray(given_value, dtype=plain_dtype(role, dtype))
+                      if source.kind != "O" else given_value.astype(np.float64).astype(dtype))
     got = outcome(net, method, hostile)
     assert_unchanged(hostile, before)
     assert_identical(got, outcome(net, method, plain))
@@ -491,6 +551,8 @@ def test_every_layout_gives_the_plain_result_and_the_reference_result(layout, ca
     config, dtype, role, method, kind, values = case
     source_values = as_source(values, source, kind)
     assume(layout != "unaligned" or source.itemsize > 1)
+    # order refuses other dtypes, an object array among them (test_every_real_dtype_...).
+    assume(role != "order" or (source.kind in "iu" and layout != "object"))
     given_value = LAYOUTS[layout](source_values, memmap_dir)
     results = {}
     for net_class in NET_CLASSES:
@@ -501,7 +563,7 @@ def test_every_layout_gives_the_plain_result_and_the_reference_result(layout, ca
         got = outcome(net, method, hostile)
         assert_unchanged(hostile, before)
         assert got[0] == "ok", got
-        plain = with_role(args, role, np.ascontiguousarray(source_values, dtype=dtype))
+        plain = with_role(args, role, np.ascontiguousarray(source_values, dtype=plain_dtype(role, dtype)))
         assert_identical(got, outcome(net, method, plain))
         results[net_class] = got[1]
     assert_close_results(results[nnfast.Net], results[nnfast.reference.Net], dtype, method)
@@ -522,17 +584,22 @@ def test_the_plain_comparisons_take_the_compiled_fast_path(dtype):
 @pytest.mark.parametrize("net_class", NET_CLASSES, ids=NET_IDS)
 @given(case=cases())
 def test_zero_strides_give_the_result_of_a_copy(net_class, case):
-    """A broadcast view (every row the same memory) gives the result of its contiguous copy."""
+    """A broadcast view (every row the same memory) gives the result of its contiguous copy
+    (for ``order``, one permutation the order of every epoch)."""
     config, dtype, role, method, kind, values = case
     net = base_net(net_class, dtype, config)
     args = plain_args(net, config)
-    broadcast = np.broadcast_to(values[:1], values.shape)
+    if role == "order":  # a 1-D order repeating one row is no permutation
+        broadcast = np.broadcast_to(values.reshape(-1, N)[:1].astype(np.intp), (FIT_EPOCHS, N))
+    else:
+        broadcast = np.broadcast_to(values[:1], values.shape)
     assert broadcast.strides[0] == 0
     hostile = with_role(args, role, broadcast)
     before = snapshots(hostile)
     got = outcome(net, method, hostile)
     assert_unchanged(hostile, before)
-    assert_identical(got, outcome(net, method, with_role(args, role, np.ascontiguousarray(broadcast, dtype=dtype))))
+    plain = np.ascontiguousarray(broadcast, dtype=plain_dtype(role, dtype))
+    assert_identical(got, outcome(net, method, with_role(args, role, plain)))
     assert got[0] == "ok", got
 
 
@@ -557,6 +624,16 @@ def expected_shape_error(role, config, shape, rows, val_rows):
     """The ``(exception, message pattern)`` for an argument ``role`` of ``shape``, or None if valid."""
     name = re.escape(role)
     loss, layers, _ = CONFIGS[config]
+    if role == "sample_weight":
+        if tuple(shape) != (rows,):
+            return ValueError, (rf"^sample_weight must have shape \({rows},\), one weight per row of x, "
+                                rf"got shape {shape_text(shape)}$")
+        return None
+    if role == "order":
+        if tuple(shape) not in ((rows,), (FIT_EPOCHS, rows)):
+            return ValueError, (rf"^order must have shape \({rows},\), or \({FIT_EPOCHS}, {rows}\) for one order "
+                                rf"per epoch, got shape {shape_text(shape)}$")
+        return None
     if role in X_ROLES:
         if len(shape) != 2:
             return ValueError, (rf"^{name} must be a 2-D array of shape \(n_samples, {N_IN}\), "
@@ -584,10 +661,10 @@ def expected_shape_error(role, config, shape, rows, val_rows):
 
 
 @st.composite
-def shapes_around(draw, right):
-    """The right shape, or one near it (a side changed, a dimension added or dropped, empty), or any
-    shape of 0 to 3 dimensions."""
-    right = list(right)
+def shapes_around(draw, right, also=()):
+    """The right shape (or one of the right shapes ``also``), or one near it (a side changed, a
+    dimension added or dropped, empty), or any shape of 0 to 3 dimensions."""
+    right = list(draw(st.sampled_from([right, *also])))
     changed = list(right)
     if changed:
         changed[draw(st.integers(0, len(changed) - 1))] = draw(st.integers(0, 7))
@@ -606,7 +683,8 @@ def test_every_shape_is_accepted_or_refused_with_the_shape_given(net_class, role
     config = data.draw(st.sampled_from(sorted(CONFIGS)))
     dtype = data.draw(st.sampled_from(NET_DTYPES))
     method = data.draw(st.sampled_from(methods_for(role, config)))
-    shape = data.draw(shapes_around(right_shape(role, config)))
+    also = [(FIT_EPOCHS, N)] if role == "order" else []
+    shape = data.draw(shapes_around(right_shape(role, config), also))
     kind = value_kind(role, config, len(shape))
     values = as_source(data.draw(values_strategy(kind, shape, n_out(config))), source, kind)
     given_value = values.tolist() if as_list else values
@@ -618,9 +696,12 @@ def test_every_shape_is_accepted_or_refused_with_the_shape_given(net_class, role
     hostile = with_role(args, role, given_value)
     before = snapshots(hostile)
     expected = expected_shape_error(role, config, shape, rows, val_rows)
+    if expected is None and refused_dtype(role, np.asarray(given_value).dtype):  # checked after the shape
+        expected = TypeError, refused_dtype(role, np.asarray(given_value).dtype)
     if expected is None:
         got = outcome(net, method, hostile)
-        assert_identical(got, outcome(net, method, with_role(args, role, np.ascontiguousarray(values, dtype=dtype))))
+        plain = np.ascontiguousarray(values, dtype=plain_dtype(role, dtype))
+        assert_identical(got, outcome(net, method, with_role(args, role, plain)))
         assert got[0] == "ok", got
     else:
         with pytest.raises(expected[0], match=expected[1]):
@@ -656,14 +737,19 @@ NOT_ARRAYS = [
 
 
 @pytest.mark.parametrize("net_class", NET_CLASSES, ids=NET_IDS)
-@pytest.mark.parametrize("role", ["x", "y", "validation_data x", "validation_data y", "weights[1]", "biases[0]"])
+@pytest.mark.parametrize("role", ["x", "y", "validation_data x", "validation_data y", "weights[1]", "biases[0]",
+                                  "sample_weight", "order", "parameters"])
 @pytest.mark.parametrize("value, exception, message", [case[1:] for case in NOT_ARRAYS],
                          ids=[case[0] for case in NOT_ARRAYS])
 def test_things_that_are_not_arrays_are_refused_naming_the_argument(net_class, role, value, exception, message):
     """Scalars where an array is expected (0-d arrays, NumPy scalars, huge ints) get the shape
-    error; None, dicts, sets, generators and other objects a TypeError naming their type."""
+    error; None, dicts, sets, generators and other objects a TypeError naming their type.
+    (None is no sample weights, and no order: the default.)"""
     config = "cross_entropy-labels"
     net = base_net(net_class, np.dtype(np.float64), config)
+    if value is None and role in ("sample_weight", "order"):  # the default, nothing to refuse
+        assert outcome(net, methods_for(role, config)[-1], plain_args(net, config))[0] == "ok"
+        return
     if message == "SHAPE":
         pattern = expected_shape_error(role, config, np.shape(value), N, N_VAL)[1]
     else:
@@ -678,9 +764,32 @@ def test_things_that_are_not_arrays_are_refused_naming_the_argument(net_class, r
 # -- bad values -------------------------------------------------------------------------
 
 
-def bad_value_cases(net_dtype, labels):
+def _repeat_next(order, index):
+    """A 1-D ``order`` with the entry at ``index`` replaced by the next one (cyclically)."""
+    return _put(order.astype(np.int64), index, order[(index[0] + 1) % len(order)])
+
+
+_NOT_A_ROW = rf"must hold row indices in \[0, {N}\), got {{value}} at index {{position}}$"
+# Row indices that are not a permutation of range(N): (id, make, the value in the message, its pattern).
+BAD_ORDERS = [
+    ("negative", lambda v, i: _put(v.astype(np.int64), i, -1), "-1", _NOT_A_ROW),
+    ("the-row-count-int8", lambda v, i: _put(v.astype(np.int8), i, N), str(N), _NOT_A_ROW),
+    ("uint64-max", lambda v, i: _put(v.astype(np.uint64), i, 2**64 - 1), str(2**64 - 1), _NOT_A_ROW),
+    ("repeated", _repeat_next, lambda v, i: str(int(v[i])),  # the row replaced is missing
+     rf"must be a permutation of range\({N}\): row {{value}} is missing \(and another repeated\)$"),
+]
+
+
+def bad_value_cases(net_dtype, labels, role=None):
     """(id, make the bad array from valid float64 values and an index, message pattern after the
-    argument's name, with {index} for the index given) for ``net_dtype``; ``labels`` for class labels."""
+    argument's name, with {index} for the index given) for ``net_dtype``; ``labels`` for class labels.
+
+    For ``order``, ``BAD_ORDERS``; ``sample_weight`` adds negative weights. Their messages give
+    the index of the 1-D array as ``{position}``, an int; the value may be a function of the
+    values and the index.
+    """
+    if role == "order":
+        return BAD_ORDERS
     finite = r"must be finite, got {value} at index {index}$"
     fits = r"must fit in {dtype}, got {value} at index {index}$"
     integer = r"class labels must be integers, got {value} at index {index}$"
@@ -710,6 +819,14 @@ def bad_value_cases(net_dtype, labels):
             ("int-beyond-float32-in-a-list", lambda v, i: _put(v.astype(object), i, -(10**300)).tolist(),
              r"-1e\+300", in_range if labels else fits),
         ]
+    if role == "sample_weight":
+        negative = r"must be >= 0, got {value} at index {position}$"
+        cases += [
+            ("negative", lambda v, i: _put(v, i, -1.5), "-1.5", negative),
+            ("negative-int8", lambda v, i: _put(np.round(v).astype(np.int8), i, -3), "-3", negative),
+            # Rounds to -0.0 in float32: the weight given is negative all the same.
+            ("tiny-negative", lambda v, i: _put(v, i, -1e-300), r"-1e-300", negative),
+        ]
     return cases
 
 
@@ -718,7 +835,8 @@ def bad_value_cases(net_dtype, labels):
 @given(data=st.data())
 def test_non_finite_and_too_large_values_are_refused_naming_value_and_index(net_class, role, data):
     """NaN, infinities (also float16 overflows) and values beyond the net's dtype (a longdouble,
-    a huge Python int): a ValueError naming the argument, the value and its index."""
+    a huge Python int), negative sample weights, and row indices of an order outside the
+    rows or repeated: a ValueError naming the argument, the value and its index."""
     config = data.draw(st.sampled_from(sorted(CONFIGS)))
     dtype = data.draw(st.sampled_from(NET_DTYPES))
     method = data.draw(st.sampled_from(methods_for(role, config)))
@@ -726,13 +844,14 @@ def test_non_finite_and_too_large_values_are_refused_naming_value_and_index(net_
     labels = role in Y_ROLES and is_labels(config, len(shape))
     kind = value_kind(role, config, len(shape))
     values = data.draw(values_strategy(kind, shape, n_out(config)))
-    case_id, make, value, pattern = data.draw(st.sampled_from(bad_value_cases(dtype, labels)))
+    case_id, make, value, pattern = data.draw(st.sampled_from(bad_value_cases(dtype, labels, role)))
     index = np.unravel_index(data.draw(st.integers(0, values.size - 1)), shape)
     net = base_net(net_class, dtype, config)
     with np.errstate(over="ignore"):  # the float16 overflow
         args = with_role(plain_args(net, config), role, make(values, index))
     before = snapshots(args)
-    message = pattern.format(value=value, index=index_text(index), dtype=dtype.name)
+    value = value(values, index) if callable(value) else value
+    message = pattern.format(value=value, index=index_text(index), dtype=dtype.name, position=int(index[0]))
     with pytest.raises(ValueError, match=rf"^{re.escape(role)} {message}"), warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing may warn on the way to the error
         run(net, method, args)
