@@ -322,6 +322,30 @@ def test_partly_overflowing_update_leaves_every_parameter_as_it_was(net_class, t
     np.testing.assert_array_equal(net.weights[0], [[1.0], [1.0]])
 
 
+@diverging
+@pytest.mark.parametrize("overflowing", ["last layer", "first layer"])
+def test_one_sample_overflow_in_either_layer_leaves_the_net_as_it_was(net_class, overflowing):
+    """Online SGD updates the layers from the last to the first: an overflow in the last
+    leaves the first untouched, and one in the first undoes the last as well."""
+    net = net_class([2, 1, 1], bias=False, loss="sse")
+    y = np.array([[0.0]])
+    if overflowing == "last layer":
+        # Hidden value 1 and output gradient ~2: the last weight's step is 2e308, while
+        # through the last weight of 1e-300 the first one's would be only 2e8.
+        start = [np.array([[1.0], [0.0]]), np.array([[1e-300]])]
+        x, y = np.array([[1.0, 0.0]]), np.array([[-1.0]])
+    else:
+        # Hidden value 1e-300 and output 1: the last weight moves by 2e8, the hidden
+        # gradient is 2e300, and the first weight's step overflows.
+        start = [np.array([[1e-300], [0.0]]), np.array([[1e300]])]
+        x = np.array([[1.0, 0.0]])
+    net.weights = start
+    with pytest.raises(nnfast.DivergenceError, match="the updated parameters"):
+        net.train_step(x, y, 1e308)
+    for got, want in zip(net.weights, start):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_divergence_error_attributes():
     """DivergenceError is a FloatingPointError carrying the step and the history."""
     history = nnfast.History([1.0, np.inf], 0, 2)

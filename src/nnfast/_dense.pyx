@@ -379,20 +379,66 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
                                        deriv + (inputs - act), <floating*>inputs)
 
 
+cdef inline double largest_magnitude(const floating* values, Py_ssize_t n) noexcept nogil:
+    """max |values[i]|, or NaN if one is NaN."""
+    cdef Py_ssize_t i
+    cdef double largest = 0, magnitude
+    for i in range(n):
+        magnitude = fabs(values[i])
+        if not magnitude <= largest:
+            largest = magnitude
+    return largest
+
+
+cdef inline bint update_cannot_overflow(double rate, const floating* inputs, Py_ssize_t fan_in,
+                                        const floating* delta, Py_ssize_t fan_out) noexcept nogil:
+    """Whether every ``old - rate * (inputs[i] * delta[j])`` and ``old - rate * delta[j]``
+    is finite for every finite ``old``.
+
+    A step of magnitude below half an ulp of the largest finite number cannot
+    carry a finite number past it: 2**969 in float64, 2**103 in float32, with
+    a margin here for the rounding of the products. NaN or infinite inputs or
+    deltas fail the test.
+    """
+    cdef double bound = fabs(rate) * largest_magnitude(delta, fan_out) * max(largest_magnitude(inputs, fan_in), 1.0)
+    if floating is double:
+        return bound < 2.0 ** 960
+    return bound < 2.0 ** 100
+
+
+cdef inline void restore_layers(const Architecture* arch, floating* params, const floating* saved,
+                                Py_ssize_t first) noexcept nogil:
+    """Copy the weights and biases of layers ``first`` onwards from ``saved`` into ``params``."""
+    cdef Py_ssize_t layer, i, start, end
+    for layer in range(first, arch.n_layers):
+        start = arch.weight_offsets[layer]
+        end = start + arch.sizes[layer] * arch.sizes[layer + 1]
+        for i in range(start, end):
+            params[i] = saved[i]
+        if arch.bias_offsets[layer] >= 0:
+            for i in range(arch.bias_offsets[layer], arch.bias_offsets[layer] + arch.sizes[layer + 1]):
+                params[i] = saved[i]
+
+
 cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const floating* x,
                                Py_ssize_t capacity, const floating* deriv, floating* act,
                                const floating* grad_out, floating* saved, double lr) noexcept nogil:
     """Backpropagate one sample and apply plain SGD, ``p = p - lr * g``, as each
-    layer's gradient is found; return whether every new parameter is finite.
+    layer's gradient is found; return whether every new parameter is finite,
+    and if one is not, put every parameter back as it was.
 
-    Arguments as for ``backward_pass`` with one row. Every parameter's old
-    value goes to ``saved``, laid out as ``params``, so that the caller can
-    put them all back. With one row a weight gradient is an outer product,
-    ``g[i, j] = inputs[i] * delta[j]``: computing and applying it in one
-    pass saves writing the gradient and reading it back (the weights of a
-    wide layer do not fit in cache twice over). The gradient's entries are
-    the products ``backward_pass`` computes, and the updates round as
-    ``optimizer_update``'s, so the results are the same.
+    Arguments as for ``backward_pass`` with one row; ``saved``, laid out as
+    ``params``, is scratch. With one row a weight gradient is an outer
+    product, ``g[i, j] = inputs[i] * delta[j]``: computing and applying it
+    in one pass saves writing the gradient and reading it back. The
+    gradient's entries are the products ``backward_pass`` computes, and the
+    updates round as ``optimizer_update``'s, so the results are the same.
+
+    A layer's old values go to ``saved``: backprop to the layer below reads
+    them, and they undo the step. The first layer has no layer below, and
+    when ``update_cannot_overflow`` rules out a non-finite result (parameters
+    are finite, by the net's invariant) it is updated without a copy: at
+    batch 1 its weights are most of the memory a step moves.
     """
     cdef Py_ssize_t layer, i, j, fan_in, fan_out
     cdef floating rate = lr, scale, old, new
@@ -401,20 +447,34 @@ cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const
     cdef floating* weights
     cdef floating* old_weights
     cdef NanBits bad = NanBits(0, 0)
+    cdef bint keep_old
     for layer in range(arch.n_layers - 1, -1, -1):
         fan_in = arch.sizes[layer]
         fan_out = arch.sizes[layer + 1]
         inputs = layer_inputs(arch, layer, x, act, capacity)
         weights = params + arch.weight_offsets[layer]
         old_weights = saved + arch.weight_offsets[layer]
-        for i in range(fan_in):
-            scale = inputs[i]
-            for j in range(fan_out):
-                old = weights[i * fan_out + j]
-                new = old - rate * (scale * delta[j])
-                weights[i * fan_out + j] = new
-                old_weights[i * fan_out + j] = old
-                add_nan_bits(&bad, new)
+        keep_old = True
+        if layer == 0:
+            if not no_nan_bits(&bad):
+                # A layer above went wrong: the first is left untouched.
+                restore_layers(arch, params, saved, 1)
+                return False
+            keep_old = not update_cannot_overflow(lr, inputs, fan_in, delta, fan_out)
+        if keep_old:
+            for i in range(fan_in):
+                scale = inputs[i]
+                for j in range(fan_out):
+                    old = weights[i * fan_out + j]
+                    new = old - rate * (scale * delta[j])
+                    weights[i * fan_out + j] = new
+                    old_weights[i * fan_out + j] = old
+                    add_nan_bits(&bad, new)
+        else:
+            for i in range(fan_in):
+                scale = inputs[i]
+                for j in range(fan_out):
+                    weights[i * fan_out + j] = weights[i * fan_out + j] - rate * (scale * delta[j])
         if arch.bias_offsets[layer] >= 0:
             for j in range(fan_out):
                 old = params[arch.bias_offsets[layer] + j]
@@ -426,4 +486,7 @@ cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const
             # With the weights from before the update, over the inputs it has just used.
             delta = backprop_to_inputs(1, fan_in, fan_out, delta, old_weights, deriv + (inputs - act),
                                        <floating*>inputs)
-    return no_nan_bits(&bad)
+    if no_nan_bits(&bad):
+        return True
+    restore_layers(arch, params, saved, 0)
+    return False

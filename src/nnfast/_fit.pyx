@@ -44,12 +44,11 @@ cdef int optimizer_step(const Architecture* arch, floating* params, const floati
     if loss[0] - loss[0] != 0:
         return LOSS_NOT_FINITE
     if rows == 1 and is_plain_sgd(hyper) and arch.l2 == 0:
-        # Online plain SGD: the update is applied during backprop, the old
-        # parameters kept in the gradient's place to undo it.
+        # Online plain SGD: the update is applied during backprop, and undone
+        # there if it is not finite (the gradient's place is its scratch).
         if backward_sgd_one_row(arch, params, x, ws.capacity, scratch + ws.deriv, scratch + ws.act,
                                 scratch + ws.out, scratch, lr):
             return STEP_OK
-        memcpy(params, scratch, arch.n_params * sizeof(floating))
         return UPDATE_NOT_FINITE
     backward_pass(arch, params, x, rows, ws.capacity, scratch + ws.deriv, scratch + ws.act,
                   scratch + ws.out, scratch, False)
