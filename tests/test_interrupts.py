@@ -223,9 +223,10 @@ print(json.dumps(dict(caught=caught, delivered=delivered(), unit=unit,
 """
 
 
-@pytest.mark.parametrize("call", ["predict"])
+@pytest.mark.parametrize("call", ["predict", "loss", "gradients"])
 def test_sigint_stops_a_long_call_between_row_blocks(call):
-    """A long predict stops between two row blocks, and the net answers as before afterwards."""
+    """The README's claim: a long predict, loss or gradients stops between two row blocks,
+    and the net answers as before afterwards."""
     result = assert_stops_in_time(BLOCKS_CHILD.format(call=call), delay=0.3)
     assert result["same"] and result["lock_free"]
 
