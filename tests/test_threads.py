@@ -1,7 +1,8 @@
 """One net, many threads: what ``nnfast.Net``'s per-net lock (nnfast/_lock.pyx) promises.
 
 - Readers (predict, predict_proba, predict_classes, forward, loss,
-  gradients, reading weights/biases, save, pickling/deepcopy) run in
+  gradients, loss_and_gradients, reading weights/biases/parameters, save,
+  pickling/deepcopy) run in
   parallel and return, to the bit, what the same calls return one at a time.
 - Writers (fit, partial_fit, train_step, assigning weights/biases,
   reset_optimizer) run one at a time per net; a fit's callback may train,
@@ -134,6 +135,7 @@ READER_NETS = [
 
 def reader_calls(net, x, y, path):
     """The read-only calls of the interface, each returning something ``fingerprint`` takes."""
+    weights = np.linspace(0.25, 2.0, len(x))  # sample weights, all different
     calls = {
         "predict": lambda: net.predict(x),
         "predict (list)": lambda: net.predict(x.tolist()),  # the validating path
@@ -141,8 +143,11 @@ def reader_calls(net, x, y, path):
         "forward": lambda: net.forward(x),
         "loss": lambda: net.loss(x, y),
         "gradients": lambda: net.gradients(x, y),
+        "loss_and_gradients": lambda: net.loss_and_gradients(x, y),
+        "loss_and_gradients (sample_weight)": lambda: net.loss_and_gradients(x, y, sample_weight=weights),
         "weights": lambda: net.weights,
         "biases": lambda: net.biases,
+        "parameters": lambda: net.parameters,
         "deepcopy": lambda: (lambda c: (c.weights, c.biases, c.predict(x)))(copy.deepcopy(net)),
         "pickle": lambda: (lambda c: (c.weights, c.biases))(pickle.loads(pickle.dumps(net))),
         "save": lambda: (lambda c: (c.weights, c.biases))(nnfast.load(net.save(path))),
@@ -153,8 +158,16 @@ def reader_calls(net, x, y, path):
     return calls
 
 
-def readers_agree_with_one_at_a_time(net_class, dtype, tmp_path, n_threads, seconds, nets):
+def readers_agree_with_one_at_a_time(net_class, dtype, tmp_path, n_threads, seconds, nets, names=None):
+    """``n_threads`` threads make random ``reader_calls`` (those of ``names``, default all) on
+    shared nets of ``nets`` for ``seconds``; every result must equal, to the bit, what
+    the same call returned one at a time beforehand."""
     rng = np.random.default_rng(0)
+
+    def calls_of(net, x, y, path):
+        calls = reader_calls(net, x, y, path)
+        return calls if names is None else {name: calls[name] for name in names}
+
     cases = []  # (name, net, x, y)
     for index, (layers, loss, activation, rows) in enumerate(nets):
         net = make_net(net_class, layers, seed=index, loss=loss, activation=activation, dtype=dtype)
@@ -166,7 +179,7 @@ def readers_agree_with_one_at_a_time(net_class, dtype, tmp_path, n_threads, seco
     # One at a time, first.
     expected = {}
     for case, (_, net, x, y) in enumerate(cases):
-        for name, call in reader_calls(net, x, y, tmp_path / "expected.npz").items():
+        for name, call in calls_of(net, x, y, tmp_path / "expected.npz").items():
             expected[case, name] = fingerprint(call())
 
     stop_at = time.monotonic() + seconds
@@ -180,7 +193,7 @@ def readers_agree_with_one_at_a_time(net_class, dtype, tmp_path, n_threads, seco
             while time.monotonic() < stop_at and len(mismatches) < 10:
                 case = int(local.integers(len(cases)))
                 label, net, x, y = cases[case]
-                calls = reader_calls(net, x, y, path)
+                calls = calls_of(net, x, y, path)
                 name = list(calls)[int(local.integers(len(calls)))]
                 if fingerprint(calls[name]()) != expected[case, name]:
                     mismatches.append(f"{name} of {label} differs from the one-at-a-time result")
@@ -200,6 +213,16 @@ def readers_agree_with_one_at_a_time(net_class, dtype, tmp_path, n_threads, seco
 def test_parallel_readers_return_what_they_return_one_at_a_time(dtype, tmp_path):
     readers_agree_with_one_at_a_time(nnfast.Net, dtype, tmp_path, n_threads=8, seconds=1.0,
                                      nets=READER_NETS)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_parallel_parameters_and_loss_and_gradients_return_what_they_return_one_at_a_time(dtype, tmp_path):
+    """The calls added after the test above was written, on their own so that they overlap
+    each other often: reading ``parameters``, and ``loss_and_gradients`` with and without
+    sample weights, at every batch size of ``READER_NETS`` (row blocks included)."""
+    readers_agree_with_one_at_a_time(nnfast.Net, dtype, tmp_path, n_threads=8, seconds=0.5, nets=READER_NETS,
+                                     names=["parameters", "loss_and_gradients",
+                                            "loss_and_gradients (sample_weight)"])
 
 
 # -- 2. a writer's steps, seen by readers: whole, and in order -------------
