@@ -230,12 +230,17 @@ def test_parallel_parameters_and_loss_and_gradients_return_what_they_return_one_
 WRITER_LAYERS = [32, 64, 64, 4]
 
 
+def probe_targets(net, probes):
+    """Targets of ``net`` for the largest probe, for loss_and_gradients."""
+    return np.zeros((len(probes[-1]), net.layers[-1]), dtype=net.dtype)
+
+
 def record_views(views, probes, net, k):
     """Note under what each reader call returns on ``net`` that it is state ``k``."""
     for index, probe in enumerate(probes):
         views.setdefault((f"predict on {len(probe)} rows", fingerprint(net.predict(probe))), []).append(k)
-    views.setdefault(("forward", fingerprint(net.forward(probes[-1]))), []).append(k)
-    views.setdefault(("weights", fingerprint(net.weights)), []).append(k)
+    for kind in ("forward", "weights", "parameters", "loss_and_gradients"):
+        views.setdefault((kind, read_view(net, probes, kind)), []).append(k)
 
 
 def step_views(net, x, y, lr, n_steps, probes):
@@ -256,6 +261,10 @@ def read_view(net, probes, kind):
         return fingerprint(net.forward(probes[-1]))
     if kind == "weights":
         return fingerprint(net.weights)
+    if kind == "parameters":
+        return fingerprint(net.parameters)
+    if kind == "loss_and_gradients":
+        return fingerprint(net.loss_and_gradients(probes[-1], probe_targets(net, probes)))
     rows = int(kind.split()[2])
     return fingerprint(net.predict(next(p for p in probes if len(p) == rows)))
 
