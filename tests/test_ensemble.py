@@ -236,18 +236,21 @@ for i, history in enumerate(histories):
     net.fit(x, y, epochs=history.epochs, lr=1e-4, batch_size=16, seed=ensemble.fit_seeds[i])
     replays.append(bool(history.epochs == 0 or len(history.loss) != history.epochs * 4
                         or np.array_equal(net.parameters, ensemble.members[i].parameters)))
-print(json.dumps(dict(caught=caught, steps=[None if h is None else len(h.loss) for h in histories],
+print(json.dumps(dict(caught=caught, delivered=delivered(), steps=[None if h is None else len(h.loss) for h in histories],
                       replays=replays)))
 """
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="sends SIGINT to a child process")
 def test_ctrl_c_stops_every_member_s_thread():
-    from tests.test_interrupts import ALLOWED_LATENCY, run_child
+    from tests.test_interrupts import LATENCY, run_child
 
-    result, latency = run_child(ENSEMBLE_CHILD, delay=0.5)
+    result = run_child(ENSEMBLE_CHILD, delay=0.5)
+    latency = result["caught"] - result["delivered"]
     print(f"SIGINT to TrainingInterrupted: {latency * 1e3:.1f} ms; steps per member {result['steps']}")
-    assert latency < ALLOWED_LATENCY + 0.05  # the main thread waits in slices of 0.05 s
+    # From the signal's delivery; the main thread waits in slices of 0.05 s, and each
+    # member then finishes the step it is in.
+    assert latency < LATENCY + 0.05 + 0.15
     started = [s for s in result["steps"] if s is not None]
     assert len(started) >= 2 and all(s > 0 for s in started)
     assert all(r is not False for r in result["replays"]), json.dumps(result)
