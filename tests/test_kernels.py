@@ -206,7 +206,8 @@ def matmul_modules():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)],
                          ids=["a@b", "aT@b", "a@bT"])
-@pytest.mark.parametrize("shape", [(1, 70, 9), (3, 41, 6), (4, 16, 16), (9, 37, 300), (13, 5, 40), (8, 3, 7)],
+@pytest.mark.parametrize("shape", [(1, 70, 9), (3, 41, 6), (4, 16, 16), (9, 37, 300), (13, 5, 40), (8, 3, 7),
+                                   (10, 37, 300), (22, 20, 33)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_loops_sum_every_entry_in_order(shape, trans_a, trans_b, dtype):
     """The blocked kernels give, to the bit, the sums taken in order of the inner index,

@@ -111,8 +111,6 @@ cdef extern from *:
     """
     #include <stddef.h>
     #if NNFAST_VECTOR_BYTES
-    /* Two vectors per row of a block: 8 of the 16 registers for a block of
-       4 rows, whether they are AVX's 32 bytes or SSE2's 16. */
     /* The inner dimension in slices: the slice of b that a column block
        reads stays in L1 while every row block of a passes over it. */
     #  define NNFAST_DEPTH_SLICE 256
@@ -127,7 +125,7 @@ cdef extern from *:
     static inline __attribute__((always_inline)) void nnfast_block_##S(                       \\
             const int ROWS, const int VECS, int overwrite, ptrdiff_t depth, const T* a,      \\
             ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb, T* c, ptrdiff_t ldc) { \\
-        nnfast_vec_##S acc[4][8], b_row[8];                                                  \\
+        nnfast_vec_##S acc[6][8], b_row[8];                                                  \\
         int r, v;                                                                            \\
         ptrdiff_t p;                                                                         \\
         for (r = 0; r < ROWS; r++)                                                           \\
@@ -178,21 +176,44 @@ cdef extern from *:
         }                                                                                    \\
     }                                                                                        \\
                                                                                               \\
-    /* c[:m, :n] += op(a)[:m, :depth] @ b[:depth, :n]. Blocks of 4 rows by 2 vectors;  \\
+    /* The rows of one column block VECS vectors wide, 6 at a time and then 4: 6 rows \\
+       by 2 vectors are 12 independent sums, enough to keep both FMA pipes busy, in 15 of \\
+       16 registers. The rows left over, fewer than 4, are the caller's.        */ \\
+    static inline __attribute__((always_inline)) void nnfast_rows_##S(                  \\
+            const int VECS, ptrdiff_t m, int overwrite, ptrdiff_t depth, const T* a,         \\
+            ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb, T* c, ptrdiff_t ldc) { \\
+        ptrdiff_t i = 0;                                                                     \\
+        for (; i + 6 <= m; i += 6)                                                           \\
+            nnfast_block_##S(6, VECS, overwrite, depth, a + i * a_row, a_row, a_col, b, ldb, \\
+                             c + i * ldc, ldc);                                              \\
+        if (i + 4 <= m) {                                                                    \\
+            nnfast_block_##S(4, VECS, overwrite, depth, a + i * a_row, a_row, a_col, b, ldb, \\
+                             c + i * ldc, ldc);                                              \\
+        }                                                                                    \\
+    }                                                                                        \\
+                                                                                              \\
+    /* c[:m, :n] += op(a)[:m, :depth] @ b[:depth, :n]. Blocks of 6 or 4 rows by 2 vectors; \\
        the last rows one at a time, 8 vectors wide where they can, so that a row has  \\
        enough independent sums in flight. */                                               \\
     static void nnfast_slice_##S(ptrdiff_t m, ptrdiff_t n, int overwrite, ptrdiff_t depth, const T* a, \\
             ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb, T* c, ptrdiff_t ldc) { \\
         const ptrdiff_t L = nnfast_lanes_##S;                                                \\
-        ptrdiff_t i, j, rows = m - m % 4;                                                   \\
-        for (j = 0; j + 2 * L <= n; j += 2 * L)                                              \\
-            for (i = 0; i < rows; i += 4)                                                    \\
-                nnfast_block_##S(4, 2, overwrite, depth, a + i * a_row, a_row, a_col, b + j, ldb,       \\
-                                 c + i * ldc + j, ldc);                                      \\
+        ptrdiff_t i, j, rows = m - m % 6 + (m % 6 >= 4 ? 4 : 0);                            \\
+        T packed[NNFAST_DEPTH_SLICE * 2 * nnfast_lanes_##S] __attribute__((aligned(64)));  \\
+        ptrdiff_t p, q;                                                                      \\
+        for (j = 0; j + 2 * L <= n; j += 2 * L) {                                            \\
+            if (rows >= 8 && ldb != 2 * L) {                                                 \\
+                /* Rows of b far apart in memory make half the loads straddle cache \\
+                   lines; a copy side by side costs one pass, shared by m / 6 blocks. */ \\
+                for (p = 0; p < depth; p++)                                                  \\
+                    for (q = 0; q < 2 * L; q++)                                              \\
+                        packed[p * 2 * L + q] = b[p * ldb + j + q];                          \\
+                nnfast_rows_##S(2, m, overwrite, depth, a, a_row, a_col, packed, 2 * L, c + j, ldc); \\
+            } else                                                                           \\
+                nnfast_rows_##S(2, m, overwrite, depth, a, a_row, a_col, b + j, ldb, c + j, ldc); \\
+        }                                                                                    \\
         if (j + L <= n) {                                                                    \\
-            for (i = 0; i < rows; i += 4)                                                    \\
-                nnfast_block_##S(4, 1, overwrite, depth, a + i * a_row, a_row, a_col, b + j, ldb,       \\
-                                 c + i * ldc + j, ldc);                                      \\
+            nnfast_rows_##S(1, m, overwrite, depth, a, a_row, a_col, b + j, ldb, c + j, ldc); \\
             j += L;                                                                          \\
         }                                                                                    \\
         if (j < n && rows > 0)                                                               \\
