@@ -115,66 +115,99 @@ cdef extern from *:
        reads stays in L1 while every row block of a passes over it. */
     #  define NNFAST_DEPTH_SLICE 256
 
-    #  define NNFAST_BLOCKED(T, S)                                                         \\
-    typedef T nnfast_vec_##S __attribute__((vector_size(NNFAST_VECTOR_BYTES), aligned(sizeof(T)))); \\
+    #  define NNFAST_BLOCK(T, NAME, VEC)                                                      \\
+    /* c[:ROWS, :VECS * lanes] += op(a)[:ROWS, :depth] @ b[:depth, :VECS * lanes], or =       \\
+       with overwrite (c is then not read: 0 + the first product, as a zeroed c would give);  \\
+       row r, step p of op(a) is a[r * a_row + p * a_col]. ROWS and VECS are constants. */    \\
+    static inline __attribute__((always_inline)) void NAME(                                   \\
+            const int ROWS, const int VECS, int overwrite, ptrdiff_t depth, const T* a,       \\
+            ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb, T* c, ptrdiff_t ldc) {\\
+        enum { lanes = sizeof(VEC) / sizeof(T) };                                             \\
+        VEC acc[12][8], b_row[8];                                                             \\
+        int r, v;                                                                             \\
+        ptrdiff_t p;                                                                          \\
+        for (r = 0; r < ROWS; r++)                                                            \\
+            for (v = 0; v < VECS; v++)                                                        \\
+                acc[r][v] = overwrite ? (VEC){0} : *(const VEC*)(c + r * ldc + v * lanes);    \\
+        for (p = 0; p < depth; p++) {                                                         \\
+            for (v = 0; v < VECS; v++)                                                        \\
+                b_row[v] = *(const VEC*)(b + p * ldb + v * lanes);                            \\
+            for (r = 0; r < ROWS; r++) {                                                      \\
+                T scale = a[r * a_row + p * a_col];                                           \\
+                for (v = 0; v < VECS; v++)                                                    \\
+                    acc[r][v] += scale * b_row[v];                                            \\
+            }                                                                                 \\
+        }                                                                                     \\
+        for (r = 0; r < ROWS; r++)                                                            \\
+            for (v = 0; v < VECS; v++)                                                        \\
+                *(VEC*)(c + r * ldc + v * lanes) = acc[r][v];                                 \\
+    }
+
+    #  define NNFAST_TAIL(T, NAME, BLOCK, VEC, FIRST)                                         \\
+    /* The last columns, at most a vector VEC wide, after FIRST: as they are when they        \\
+       are exactly a vector, else b's copied into a vector-wide panel padded with zeros       \\
+       (on the stack), c's into a block-sized buffer and back; the padding's sums are         \\
+       thrown away. */                                                                        \\
+    static void NAME(ptrdiff_t m, ptrdiff_t width, int overwrite, ptrdiff_t depth,            \\
+            const T* a, ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb,          \\
+            T* c, ptrdiff_t ldc) {                                                            \\
+        enum { L = sizeof(VEC) / sizeof(T) };                                                 \\
+        T panel[NNFAST_DEPTH_SLICE * L], rows_of_c[4 * L];                                    \\
+        ptrdiff_t i, r, p, j, rows;                                                           \\
+        FIRST                                                                                 \\
+        if (width == L) {                                                                     \\
+            for (i = 0; i + 12 <= m; i += 12)                                                 \\
+                BLOCK(12, 1, overwrite, depth, a + i * a_row, a_row, a_col, b, ldb, c + i * ldc, ldc);\\
+            for (; i + 4 <= m; i += 4)                                                        \\
+                BLOCK(4, 1, overwrite, depth, a + i * a_row, a_row, a_col, b, ldb, c + i * ldc, ldc);\\
+            for (; i < m; i++)                                                                \\
+                BLOCK(1, 1, overwrite, depth, a + i * a_row, a_row, a_col, b, ldb, c + i * ldc, ldc);\\
+            return;                                                                           \\
+        }                                                                                     \\
+        for (p = 0; p < depth; p++)                                                           \\
+            for (j = 0; j < L; j++)                                                           \\
+                panel[p * L + j] = j < width ? b[p * ldb + j] : 0;                            \\
+        for (i = 0; i < m; i += rows) {                                                       \\
+            rows = m - i < 4 ? m - i : 4;                                                     \\
+            for (r = 0; r < rows; r++)                                                        \\
+                for (j = 0; j < L; j++)                                                       \\
+                    rows_of_c[r * L + j] = j < width && !overwrite ? c[(i + r) * ldc + j] : 0;\\
+            if (rows == 4)                                                                    \\
+                BLOCK(4, 1, 0, depth, a + i * a_row, a_row, a_col, panel, L, rows_of_c, L);   \\
+            else                                                                              \\
+                for (r = 0; r < rows; r++)                                                    \\
+                    BLOCK(1, 1, 0, depth, a + (i + r) * a_row, a_row, a_col, panel, L,        \\
+                          rows_of_c + r * L, L);                                              \\
+            for (r = 0; r < rows; r++)                                                        \\
+                for (j = 0; j < width; j++)                                                   \\
+                    c[(i + r) * ldc + j] = rows_of_c[r * L + j];                              \\
+        }                                                                                     \\
+    }
+
+    #  if NNFAST_VECTOR_BYTES == 32
+    /* Columns left over that fit in 16 bytes take SSE-wide vectors: an output of 4
+       floats or 2 doubles, common in small nets, would otherwise be padded to twice
+       its width. */
+    #    define NNFAST_HALF(T, S)                                                             \\
+    typedef T nnfast_half_##S __attribute__((vector_size(16), aligned(sizeof(T))));           \\
+    NNFAST_BLOCK(T, nnfast_half_block_##S, nnfast_half_##S)                                   \\
+    NNFAST_TAIL(T, nnfast_half_tail_##S, nnfast_half_block_##S, nnfast_half_##S, )
+    #    define NNFAST_HALF_TAIL(S)                                                           \\
+    if (width * (ptrdiff_t)sizeof(*b) <= 16) {                                                \\
+        nnfast_half_tail_##S(m, width, overwrite, depth, a, a_row, a_col, b, ldb, c, ldc);    \\
+        return;                                                                               \\
+    }
+    #  else
+    #    define NNFAST_HALF(T, S)
+    #    define NNFAST_HALF_TAIL(S)
+    #  endif
+
+    #  define NNFAST_BLOCKED(T, S)                                                            \\
+    typedef T nnfast_vec_##S __attribute__((vector_size(NNFAST_VECTOR_BYTES), aligned(sizeof(T))));\\
     enum { nnfast_lanes_##S = NNFAST_VECTOR_BYTES / sizeof(T) };                              \\
-                                                                                              \\
-    /* c[:ROWS, :VECS * lanes] += op(a)[:ROWS, :depth] @ b[:depth, :VECS * lanes], or =  \\
-       with overwrite (c is then not read: 0 + the first product, as a zeroed c would give); \\
-       row r, step p of op(a) is a[r * a_row + p * a_col]. ROWS and VECS are constants. */   \\
-    static inline __attribute__((always_inline)) void nnfast_block_##S(                       \\
-            const int ROWS, const int VECS, int overwrite, ptrdiff_t depth, const T* a,      \\
-            ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb, T* c, ptrdiff_t ldc) { \\
-        nnfast_vec_##S acc[6][8], b_row[8];                                                  \\
-        int r, v;                                                                            \\
-        ptrdiff_t p;                                                                         \\
-        for (r = 0; r < ROWS; r++)                                                           \\
-            for (v = 0; v < VECS; v++)                                                       \\
-                acc[r][v] = overwrite ? (nnfast_vec_##S){0}                                  \\
-                                      : *(const nnfast_vec_##S*)(c + r * ldc + v * nnfast_lanes_##S); \\
-        for (p = 0; p < depth; p++) {                                                        \\
-            for (v = 0; v < VECS; v++)                                                       \\
-                b_row[v] = *(const nnfast_vec_##S*)(b + p * ldb + v * nnfast_lanes_##S);     \\
-            for (r = 0; r < ROWS; r++) {                                                     \\
-                T scale = a[r * a_row + p * a_col];                                          \\
-                for (v = 0; v < VECS; v++)                                                   \\
-                    acc[r][v] += scale * b_row[v];                                           \\
-            }                                                                                \\
-        }                                                                                    \\
-        for (r = 0; r < ROWS; r++)                                                           \\
-            for (v = 0; v < VECS; v++)                                                       \\
-                *(nnfast_vec_##S*)(c + r * ldc + v * nnfast_lanes_##S) = acc[r][v];          \\
-    }                                                                                        \\
-                                                                                              \\
-    /* The last columns, fewer than a vector: b's copied into a vector-wide panel padded \\
-       with zeros (on the stack), c's into a block-sized buffer and back; the padding's  \\
-       sums are thrown away. */                                                             \\
-    static void nnfast_tail_##S(ptrdiff_t m, ptrdiff_t width, int overwrite, ptrdiff_t depth, \\
-            const T* a, ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb,         \\
-            T* c, ptrdiff_t ldc) {                                                           \\
-        const ptrdiff_t L = nnfast_lanes_##S;                                                \\
-        T panel[NNFAST_DEPTH_SLICE * nnfast_lanes_##S], rows_of_c[4 * nnfast_lanes_##S];     \\
-        ptrdiff_t i, r, p, j, rows;                                                          \\
-        for (p = 0; p < depth; p++)                                                          \\
-            for (j = 0; j < L; j++)                                                          \\
-                panel[p * L + j] = j < width ? b[p * ldb + j] : 0;                           \\
-        for (i = 0; i < m; i += rows) {                                                      \\
-            rows = m - i < 4 ? m - i : 4;                                                    \\
-            for (r = 0; r < rows; r++)                                                       \\
-                for (j = 0; j < L; j++)                                                      \\
-                    rows_of_c[r * L + j] = j < width && !overwrite ? c[(i + r) * ldc + j] : 0; \\
-            if (rows == 4)                                                                   \\
-                nnfast_block_##S(4, 1, 0, depth, a + i * a_row, a_row, a_col, panel, L,      \\
-                                 rows_of_c, L);                                              \\
-            else                                                                             \\
-                for (r = 0; r < rows; r++)                                                   \\
-                    nnfast_block_##S(1, 1, 0, depth, a + (i + r) * a_row, a_row, a_col, panel, \\
-                                     L, rows_of_c + r * L, L);                               \\
-            for (r = 0; r < rows; r++)                                                       \\
-                for (j = 0; j < width; j++)                                                  \\
-                    c[(i + r) * ldc + j] = rows_of_c[r * L + j];                             \\
-        }                                                                                    \\
-    }                                                                                        \\
+    NNFAST_BLOCK(T, nnfast_block_##S, nnfast_vec_##S)                                         \\
+    NNFAST_HALF(T, S)                                                                         \\
+    NNFAST_TAIL(T, nnfast_tail_##S, nnfast_block_##S, nnfast_vec_##S, NNFAST_HALF_TAIL(S))    \\
                                                                                               \\
     /* The rows of one column block VECS vectors wide, 6 at a time and then 4: 6 rows \\
        by 2 vectors are 12 independent sums, enough to keep both FMA pipes busy, in 15 of \\
@@ -183,6 +216,10 @@ cdef extern from *:
             const int VECS, ptrdiff_t m, int overwrite, ptrdiff_t depth, const T* a,         \\
             ptrdiff_t a_row, ptrdiff_t a_col, const T* b, ptrdiff_t ldb, T* c, ptrdiff_t ldc) { \\
         ptrdiff_t i = 0;                                                                     \\
+        if (VECS == 1)                                                                       \\
+            for (; i + 12 <= m; i += 12)                                                     \\
+                nnfast_block_##S(12, 1, overwrite, depth, a + i * a_row, a_row, a_col, b, ldb, \\
+                                 c + i * ldc, ldc);                                          \\
         for (; i + 6 <= m; i += 6)                                                           \\
             nnfast_block_##S(6, VECS, overwrite, depth, a + i * a_row, a_row, a_col, b, ldb, \\
                              c + i * ldc, ldc);                                              \\
