@@ -69,12 +69,17 @@ def test_a_regressor_pipeline_converts_with_every_output(target, loss, dtype):
     assert rel_error(outputs, expected) <= RTOL[dtype]
 
 
-@pytest.mark.parametrize("order", ["nnfast first", "skl2onnx first", "skl2onnx submodule first"])
+@pytest.mark.parametrize("order", ["nnfast first", "skl2onnx first", "skl2onnx submodule first",
+                                   "skl2onnx looked up first"])
 def test_the_converters_are_registered_in_either_import_order(order, tmp_path):
     imports = {
         "nnfast first": "from nnfast.sklearn import MLPRegressor\nfrom skl2onnx import to_onnx\n",
         "skl2onnx first": "from skl2onnx import to_onnx\nfrom nnfast.sklearn import MLPRegressor\n",
         "skl2onnx submodule first": "import skl2onnx.common.data_types\nfrom nnfast.sklearn import MLPRegressor\n"
+                                    "from skl2onnx import to_onnx\n",
+        # A library checking whether skl2onnx is installed, before anything imports it.
+        "skl2onnx looked up first": "from nnfast.sklearn import MLPRegressor\nimport importlib.util\n"
+                                    "assert importlib.util.find_spec('skl2onnx') is not None\n"
                                     "from skl2onnx import to_onnx\n",
     }
     code = imports[order] + (

@@ -65,18 +65,30 @@ def _register_or_warn():
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """An import hook that runs ``register_converters`` once skl2onnx has been imported, then leaves."""
+    """An import hook that runs ``register_converters`` once skl2onnx has been imported, then leaves.
+
+    It stays until skl2onnx is really executed: a mere ``importlib.util.find_spec("skl2onnx")``
+    (a library checking whether it is installed) also reaches it, and imports nothing.
+    """
+
+    def __init__(self):
+        self._looking = False  # inside our own find_spec call, which must pass this finder by
 
     def find_spec(self, name, path, target=None):
-        if name != "skl2onnx":
+        if name != "skl2onnx" or self._looking:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        self._looking = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._looking = False
         if spec is None or spec.loader is None:
             return spec
         execute = spec.loader.exec_module
 
         def exec_module(module):
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             execute(module)
             _register_or_warn()
 
