@@ -19,12 +19,11 @@ in parallel.
 import copy
 import math
 import threading
-import time
 from fractions import Fraction
 
 import numpy as np
 
-from nnfast import _memory, _random
+from nnfast import _memory, _progress, _random
 from nnfast._history import STEP_OK, DivergenceError, History, TrainingInterrupted
 from nnfast._layout import ParameterLayout, initialize
 from nnfast._training import TrainingRun
@@ -544,7 +543,8 @@ class BaseNet:
         order is reshuffled before every epoch; with a single batch per
         epoch the order is left alone, since it cannot change the step.
         Without ``verbose`` and ``callback`` the whole fit is one compiled
-        call; with them, Python runs between epochs.
+        call; with a callback, Python runs after every epoch, and with
+        ``verbose`` after chunks of epochs about 0.05 s long.
 
         Parameters
         ----------
@@ -584,8 +584,14 @@ class BaseNet:
             >= 1.
         min_delta : float, default 0
             >= 0.
-        verbose : bool, default False
-            Print one line per epoch: losses and elapsed time.
+        verbose : bool or int, default False
+            Show the progress on ``sys.stdout``: the epoch count, the epoch's
+            loss, ``val_loss`` and ``val_accuracy`` where recorded, the time
+            elapsed and an estimate of the time left. ``True`` (or 1): one
+            live line rewritten after each epoch on a terminal or in Jupyter,
+            a tqdm bar when tqdm is installed (``pip install nnfast[progress]``);
+            on other streams (a file, a pipe) one line per epoch. ``2``: one
+            line per epoch, always. ``False`` (or 0): nothing.
         callback : callable, optional
             Called as ``callback(epoch, history)`` after every epoch; a
             true return value stops training.
@@ -652,7 +658,7 @@ class BaseNet:
         early_stopping = check_bool("early_stopping", early_stopping)
         patience = check_int("patience", patience, 1)
         min_delta = check_number("min_delta", min_delta, 0.0)
-        verbose = check_bool("verbose", verbose)
+        verbose = _progress.check_verbose(verbose)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
         n_samples = x.shape[0]
@@ -709,37 +715,37 @@ class BaseNet:
     def _train(self, run, x, y, x_val, y_val, verbose, callback):
         """Run the epochs, Python-side bookkeeping between chunks of them."""
         classification = self._loss_name in CLASSIFICATION_LOSSES
-        # Without a callback or printing, one chunk: the whole fit in one call.
-        chunk = 1 if verbose or callback is not None else max(run.epochs, 1)
-        start = time.perf_counter()
+        progress = _progress.start(verbose, run.epochs, run.has_validation, classification)
         try:
             while run.epoch < run.epochs and not run.stopped:
-                first = run.epoch
+                # A callback sees every epoch; progress asks for chunks that keep its line live;
+                # without either, one chunk: the whole fit in one call.
+                if callback is not None:
+                    chunk = 1
+                elif progress is not None:
+                    chunk = progress.epochs_to_run(run)
+                else:
+                    chunk = run.epochs
                 self._run_epochs(x, y, x_val, y_val, run, min(run.epoch + chunk, run.epochs))
+                if progress is not None:
+                    progress.update(run)  # the epochs that finished, even if a step then failed
                 if run.cancelled:
                     raise KeyboardInterrupt("training was cancelled from another thread")
                 if run.status != STEP_OK:
                     raise DivergenceError(run.status, run.steps - 1, run.learning_rates[run.epoch],
                                           run.history(classification))
-                if verbose:
-                    for epoch in range(first, run.epoch):
-                        self._print_epoch(run, epoch, time.perf_counter() - start)
                 if callback is not None and callback(run.epoch - 1, run.history(classification)):
                     run.stopped = True
         except KeyboardInterrupt as error:
             raise TrainingInterrupted(run.steps, run.history(classification), str(error)) from error
+        finally:
+            # The line ends (newline, bar closed) however the fit ends.
+            if progress is not None:
+                progress.close(run)
         if run.early_stopping and run.progress[2] >= 0:
             with self._writing():
                 self._params[...] = run.best_params
         return run.history(classification)
-
-    def _print_epoch(self, run, epoch, elapsed):
-        line = f"epoch {epoch + 1}/{run.epochs}  loss {run.epoch_loss[epoch]:.6g}"
-        if run.has_validation:
-            line += f"  val_loss {run.val_loss[epoch]:.6g}"
-            if self._loss_name in CLASSIFICATION_LOSSES:
-                line += f"  val_accuracy {run.val_accuracy[epoch]:.4f}"
-        print(f"{line}  {elapsed:.3f}s", flush=True)
 
     # -- hooks -------------------------------------------------------------
 

@@ -5,8 +5,9 @@ sample order and the shuffle generator's state, the per-epoch learning
 rates, the optimizer, the loss records and the early-stopping progress.
 ``BaseNet.fit`` builds one and hands it to the implementation's
 ``_run_epochs`` once for the whole fit, or once per epoch when a callback
-or progress printing needs Python in between; the result is the same
-either way, because every piece of state lives here.
+needs Python in between, or once per chunk of epochs for the progress line
+(``nnfast._progress``); the result is the same either way, because every
+piece of state lives here.
 """
 import contextlib
 import threading

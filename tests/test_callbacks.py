@@ -174,8 +174,8 @@ def test_verbose_prints_only_the_epochs_run(net_class, capsys):
     assert capsys.readouterr().out == ""  # silent by default
 
 
-@pytest.mark.parametrize("verbose", [1, "yes", None], ids=["int", "str", "None"])
-def test_verbose_must_be_a_bool(net_class, verbose):
+@pytest.mark.parametrize("verbose", [1.0, "yes", None], ids=["float", "str", "None"])
+def test_verbose_must_be_a_bool_or_an_int(net_class, verbose):
     x, y, _, _ = problem()
-    with pytest.raises(TypeError, match=r"^verbose must be True or False"):
+    with pytest.raises(TypeError, match=r"^verbose must be False/0"):
         make_net(net_class, LAYERS).fit(x, y, epochs=1, lr=0.01, verbose=verbose)
