@@ -728,7 +728,7 @@ class BaseNet:
                     chunk = run.epochs
                 self._run_epochs(x, y, x_val, y_val, run, min(run.epoch + chunk, run.epochs))
                 if progress is not None:
-                    progress.update(run)  # the epochs that finished, even if a step then failed
+                    progress.update(run)
                 if run.cancelled:
                     raise KeyboardInterrupt("training was cancelled from another thread")
                 if run.status != STEP_OK:

@@ -274,8 +274,11 @@ class TqdmLine(Progress):
     def __init__(self, tqdm, stream, epochs, classification):
         super().__init__(stream, epochs, classification)
         # The text is the bar's postfix, a list so that tqdm shows it as it is (a string
-        # would get a ", " before it); tqdm's own times are left out for ours.
-        self.bar = tqdm(total=epochs, file=stream, leave=True, postfix=[""],
+        # would get a ", " before it); tqdm's own times are left out for ours. The updates
+        # come in chunks of epochs already spaced in time, so miniters=1: tqdm's adaptive
+        # miniters, learnt from one chunk's size, would skip the next chunk's update.
+        self.bar = tqdm(total=epochs, file=stream, leave=True, postfix=[""], miniters=1,
+                        mininterval=REDRAW_INTERVAL,
                         bar_format="epoch {n_fmt}/{total_fmt} |{bar:10}| {postfix[0]}")
 
     def _show(self, run, first, stop, elapsed, remaining):
