@@ -6,7 +6,9 @@ and once by the plain fallback, which the tests force by hiding tqdm from ``impo
 """
 import copy
 import io
+import os
 import re
+import signal
 import sys
 
 import numpy as np
@@ -282,6 +284,58 @@ def test_display_is_closed_when_the_fit_raises(net_class, live_display, failure,
     else:
         last = final_state(text)
         assert last.startswith(f"epoch {done}/8 ") and expected_fields(history, done - 1) in last
+
+
+SIGINT_CHILD = """
+import io, json, sys, time
+if {hide_tqdm}:
+    sys.modules["tqdm"] = sys.modules["tqdm.auto"] = None
+import numpy as np
+import nnfast
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+rng = np.random.default_rng(0)
+x, y = rng.standard_normal((64, 32)), rng.standard_normal((64, 4))
+net = nnfast.Net([32, 64, 4], seed=1)
+start = time.monotonic()
+nnfast.Net([32, 64, 4], seed=1).fit(x, y, epochs=2000, lr=1e-4)
+unit = (time.monotonic() - start) / 2000   # one step, one epoch
+terminal, stdout = FakeTerminal(), sys.stdout
+print("started", flush=True)
+sys.stdout = terminal
+try:
+    net.fit(x, y, epochs=5 * 10**6, lr=1e-4, verbose=True)   # a minute or more
+    raise SystemExit("the fit was not interrupted")
+except nnfast.TrainingInterrupted as error:
+    caught = time.monotonic()
+    history = error.history
+finally:
+    sys.stdout = stdout
+text = terminal.getvalue()
+print(json.dumps(dict(caught=caught, delivered=delivered(), unit=unit, epochs=history.epochs,
+                      fields=f"loss {{history.epoch_loss[-1]:.6g}}", text=text[-2000:], newlines=text.count("\\n"))))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix",
+                    reason="sends SIGINT to a child process (POSIX)")
+@pytest.mark.parametrize("display", ["tqdm", "plain"])
+def test_ctrl_c_ends_the_live_line_at_the_last_epoch_and_stops_in_time(display):
+    """A real SIGINT in the middle of a chunk of epochs: the fit still stops within Ctrl-C's bound,
+    and the line, ended, shows the last whole epoch."""
+    if display == "tqdm":
+        pytest.importorskip("tqdm.auto", reason="tqdm is not installed (pip install nnfast[progress])")
+    from tests.test_interrupts import assert_stops_in_time
+
+    result = assert_stops_in_time(SIGINT_CHILD.format(hide_tqdm=display == "plain"), delay=0.5)
+    assert result["epochs"] > 0 and result["newlines"] == 1
+    last = final_state(result["text"])
+    assert last.startswith(f"epoch {result['epochs']}/5000000 ") and result["fields"] in last
 
 
 # -- the numbers ------------------------------------------------------------------
