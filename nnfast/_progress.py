@@ -3,8 +3,8 @@
 ``verbose=True`` (or 1) keeps one live line, rewritten in place after each
 epoch: the epoch count, the epoch's loss, ``val_loss`` and ``val_accuracy``
 where the fit records them, the time elapsed and an estimate of the time
-left. The line is a tqdm bar when tqdm is installed (``tqdm.auto``, so
-Jupyter shows its widget where ipywidgets is installed), else plain text
+left. The line is a tqdm bar when tqdm is installed (``tqdm.autonotebook``,
+so Jupyter shows its widget where ipywidgets is installed), else plain text
 redrawn after a carriage return. ``verbose=2`` prints one line per epoch
 instead, and so does ``verbose=True`` on a stream that is neither a
 terminal nor Jupyter's (a file, a pipe, a CI log), where every redrawn
@@ -25,6 +25,7 @@ import numbers
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -79,18 +80,22 @@ def format_duration(seconds):
     return f"{hours}h{minutes:02d}m"
 
 
-def epoch_fields(run, epoch, classification):
-    """The numbers of ``epoch`` of ``run``, as ``loss 0.25  val_loss 0.3  val_accuracy 0.9000``.
+def epoch_fields(run, first, stop, classification):
+    """The numbers of epochs ``first .. stop - 1`` of ``run``, one string each, as
+    ``loss 0.25  val_loss 0.3  val_accuracy 0.9000``.
 
     Losses have six significant digits, as ``repr(History)`` shows them;
     the validation fields appear only where the fit records them.
     """
-    text = f"loss {run.epoch_loss[epoch]:.6g}"
+    # Python floats format three times faster than NumPy scalars, which counts in a
+    # line per epoch of many tiny epochs.
+    texts = [f"loss {loss:.6g}" for loss in run.epoch_loss[first:stop].tolist()]
     if run.has_validation:
-        text += f"  val_loss {run.val_loss[epoch]:.6g}"
+        texts = [f"{text}  val_loss {loss:.6g}" for text, loss in zip(texts, run.val_loss[first:stop].tolist())]
         if classification:
-            text += f"  val_accuracy {run.val_accuracy[epoch]:.4f}"
-    return text
+            texts = [f"{text}  val_accuracy {accuracy:.4f}"
+                     for text, accuracy in zip(texts, run.val_accuracy[first:stop].tolist())]
+    return texts
 
 
 def epochs_per_look(elapsed, done, remaining):
@@ -148,11 +153,28 @@ def start(verbose, epochs, has_validation, classification):
         return None
     if verbose == 2 or not is_interactive(stream):
         return EpochLines(stream, epochs, classification)
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
+    tqdm = import_tqdm()
+    if tqdm is None:
         return LiveLine(stream, epochs, classification)
     return TqdmLine(tqdm, stream, epochs, classification)
+
+
+def import_tqdm():
+    """tqdm's class for this session, Jupyter's widget or the terminal's bar; None without tqdm.
+
+    ``tqdm.autonotebook`` chooses as ``tqdm.auto`` does, without the asyncio
+    support that ``tqdm.auto`` adds: importing asyncio is 50 ms of the first
+    verbose fit, for nothing a fit uses.
+    """
+    try:
+        with warnings.catch_warnings():
+            # In Jupyter it warns that it chose the widget, the choice we want (tqdm.auto
+            # silences this warning the same way).
+            warnings.filterwarnings("ignore", message=".*notebook mode")
+            from tqdm.autonotebook import tqdm
+    except ImportError:
+        return None
+    return tqdm
 
 
 class Progress:
@@ -211,9 +233,11 @@ class Progress:
     def _close(self):
         """End the display."""
 
-    def _status(self, run, epoch, elapsed, remaining):
-        return (f"epoch {epoch + 1}/{self.epochs}  {epoch_fields(run, epoch, self.classification)}"
-                f"  elapsed {format_duration(elapsed)}  ETA {format_duration(remaining)}")
+    def _statuses(self, run, first, stop, elapsed, remaining):
+        """The lines of epochs ``first .. stop - 1``, with the times given."""
+        times = f"  elapsed {format_duration(elapsed)}  ETA {format_duration(remaining)}"
+        return [f"epoch {epoch}/{self.epochs}  {fields}{times}"
+                for epoch, fields in enumerate(epoch_fields(run, first, stop, self.classification), first + 1)]
 
 
 class EpochLines(Progress):
@@ -221,8 +245,7 @@ class EpochLines(Progress):
     rewritten). The epochs of one chunk are printed together, with the time at its end."""
 
     def _show(self, run, first, stop, elapsed, remaining):
-        lines = [self._status(run, epoch, elapsed, remaining) + "\n" for epoch in range(first, stop)]
-        self.stream.write("".join(lines))
+        self.stream.write("".join(line + "\n" for line in self._statuses(run, first, stop, elapsed, remaining)))
         self.stream.flush()
 
 
@@ -246,7 +269,7 @@ class LiveLine(Progress):
         self.pending = None  # the newest state not yet drawn
 
     def _show(self, run, first, stop, elapsed, remaining):
-        self.pending = self._status(run, stop - 1, elapsed, remaining)
+        self.pending = self._statuses(run, stop - 1, stop, elapsed, remaining)[0]
         if elapsed - self.drawn >= REDRAW_INTERVAL:
             self._draw(elapsed)
 
@@ -282,7 +305,7 @@ class TqdmLine(Progress):
                         bar_format="epoch {n_fmt}/{total_fmt} |{bar:10}| {postfix[0]}")
 
     def _show(self, run, first, stop, elapsed, remaining):
-        self.bar.postfix[0] = (f"{epoch_fields(run, stop - 1, self.classification)}"
+        self.bar.postfix[0] = (f"{epoch_fields(run, stop - 1, stop, self.classification)[0]}"
                                f"  elapsed {format_duration(elapsed)}  ETA {format_duration(remaining)}")
         self.bar.update(stop - first)
 

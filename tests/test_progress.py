@@ -31,15 +31,21 @@ class FakeTerminal(io.StringIO):
         return True
 
 
+def hide_tqdm(monkeypatch):
+    """Make ``import tqdm`` fail, as where tqdm is not installed (the submodule too: a module
+    already imported would be found in sys.modules whatever its package)."""
+    for name in ("tqdm", "tqdm.autonotebook", "tqdm.auto"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
 @pytest.fixture(params=["tqdm", "plain"])
 def live_display(request, monkeypatch):
     """The live line's two implementations in turn: tqdm's bar, and the plain line where tqdm is
     missing (forced by making ``import tqdm`` fail)."""
     if request.param == "tqdm":
-        pytest.importorskip("tqdm.auto", reason="tqdm is not installed (pip install nnfast[progress])")
+        pytest.importorskip("tqdm.autonotebook", reason="tqdm is not installed (pip install nnfast[progress])")
     else:
-        monkeypatch.setitem(sys.modules, "tqdm", None)
-        monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+        hide_tqdm(monkeypatch)
     return request.param
 
 
@@ -218,8 +224,7 @@ def test_live_line_shows_each_chunk_of_epochs_as_it_finishes(net_class, live_dis
 
 def test_live_line_fallback_does_not_touch_tqdm(net_class, monkeypatch):
     """With tqdm hidden, the plain line is drawn: no bar."""
-    monkeypatch.setitem(sys.modules, "tqdm", None)
-    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    hide_tqdm(monkeypatch)
     x, y, _, _ = problem()
     _, text = fit_on_terminal(monkeypatch, lambda: make_net(net_class, LAYERS).fit(x, y, epochs=3, lr=0.01,
                                                                                     verbose=True))
@@ -289,7 +294,7 @@ def test_display_is_closed_when_the_fit_raises(net_class, live_display, failure,
 SIGINT_CHILD = """
 import io, json, sys, time
 if {hide_tqdm}:
-    sys.modules["tqdm"] = sys.modules["tqdm.auto"] = None
+    sys.modules["tqdm"] = sys.modules["tqdm.autonotebook"] = None
 import numpy as np
 import nnfast
 
@@ -329,7 +334,7 @@ def test_ctrl_c_ends_the_live_line_at_the_last_epoch_and_stops_in_time(display):
     """A real SIGINT in the middle of a chunk of epochs: the fit still stops within Ctrl-C's bound,
     and the line, ended, shows the last whole epoch."""
     if display == "tqdm":
-        pytest.importorskip("tqdm.auto", reason="tqdm is not installed (pip install nnfast[progress])")
+        pytest.importorskip("tqdm.autonotebook", reason="tqdm is not installed (pip install nnfast[progress])")
     from tests.test_interrupts import assert_stops_in_time
 
     result = assert_stops_in_time(SIGINT_CHILD.format(hide_tqdm=display == "plain"), delay=0.5)
@@ -459,3 +464,10 @@ def test_is_interactive(tmp_path):
     assert not _progress.is_interactive(io.StringIO())
     assert not _progress.is_interactive(closed)
     assert not _progress.is_interactive(object())
+
+
+def test_import_tqdm_picks_the_terminal_bar_outside_jupyter_and_none_without_tqdm(monkeypatch):
+    tqdm_std = pytest.importorskip("tqdm.std", reason="tqdm is not installed (pip install nnfast[progress])")
+    assert _progress.import_tqdm() is tqdm_std.tqdm
+    hide_tqdm(monkeypatch)
+    assert _progress.import_tqdm() is None
