@@ -73,7 +73,7 @@ def fit_on_terminal(monkeypatch, fit):
     monkeypatch.setattr(sys, "stdout", terminal)
     try:
         result = fit()
-    except BaseException as error:  # noqa: B036 - KeyboardInterrupt (TrainingInterrupted) included
+    except BaseException as error:  # noqa: BLE001 - KeyboardInterrupt (TrainingInterrupted) included
         result = error
     finally:
         monkeypatch.undo()
@@ -197,7 +197,8 @@ def test_live_line_is_rewritten_in_place_and_left_at_the_last_epoch(net_class, l
     last = final_state(text)
     fields = expected_fields(history, 4)
     if live_display == "tqdm":
-        assert re.fullmatch(r"epoch 5/5 \|.{10}\| " + re.escape(fields) + r"  elapsed \d+\.\d\ds  ETA 0\.00s", last), last
+        pattern = r"epoch 5/5 \|.{10}\| " + re.escape(fields) + r"  elapsed \d+\.\d\ds  ETA 0\.00s"
+        assert re.fullmatch(pattern, last), last
     else:
         assert LINE.match(last).group(1, 2, 3) == ("5", "5", fields)
     assert ("val_accuracy" in text) == (loss == "cross_entropy")
