@@ -8,7 +8,8 @@ so Jupyter shows its widget where ipywidgets is installed), else plain text
 redrawn after a carriage return. ``verbose=2`` prints one line per epoch
 instead, and so does ``verbose=True`` on a stream that is neither a
 terminal nor Jupyter's (a file, a pipe, a CI log), where every redrawn
-version of a line would stay in the text.
+version of a line would stay in the text. Where the fit stops early (early
+stopping, or the callback), the last line says so in place of the ETA.
 
 Everything goes to ``sys.stdout`` as it is when the fit starts, where
 ``print`` goes and where nnfast always printed its epochs; with no
@@ -185,7 +186,7 @@ class Progress:
 
     Parameters
     ----------
-    stream : file-like or None
+    stream : file-like
         Where the text goes.
     epochs : int
         The epochs the fit will run at most.
@@ -193,11 +194,15 @@ class Progress:
         Whether the fit records ``val_accuracy`` (with validation data).
     """
 
+    # Whether the display shows only the latest state, which can then be restated.
+    rewrites = False
+
     def __init__(self, stream, epochs, classification):
         self.stream = stream
         self.epochs = epochs
         self.classification = classification
         self.shown = 0  # epochs reported to the display
+        self.said_stopped = False  # whether they were shown as stopped early
         self.started = time.perf_counter()
         self.closed = False
 
@@ -210,9 +215,11 @@ class Progress:
         if run.epoch <= self.shown:
             return
         elapsed = time.perf_counter() - self.started
+        # Early stopping is known as the chunk returns; a callback's stop, only at the close.
+        stopped = run.stopped and run.epoch < self.epochs
         remaining = elapsed / run.epoch * (self.epochs - run.epoch)
-        self._show(run, self.shown, run.epoch, elapsed, remaining)
-        self.shown = run.epoch
+        self._show(run, self.shown, run.epoch, elapsed, remaining, stopped)
+        self.shown, self.said_stopped = run.epoch, stopped
 
     def close(self, run):
         """Show what is left to show of ``run`` and end the display (a newline, the bar closed).
@@ -224,28 +231,38 @@ class Progress:
         self.closed = True
         try:
             self.update(run)
+            if self.rewrites and self.shown and run.stopped and run.epoch < self.epochs and not self.said_stopped:
+                # The line's ETA counted on epochs that will not run.
+                self._show(run, self.shown - 1, self.shown, time.perf_counter() - self.started, 0.0, True)
         finally:
             self._close()
 
-    def _show(self, run, first, stop, elapsed, remaining):
-        """Show that epochs ``first .. stop - 1`` finished, ``elapsed`` seconds into the fit."""
+    def _show(self, run, first, stop, elapsed, remaining, stopped):
+        """Show that epochs ``first .. stop - 1`` finished, ``elapsed`` seconds into the fit,
+        with ``remaining`` seconds to go, or (``stopped``) the fit stopped early after them."""
 
     def _close(self):
         """End the display."""
 
-    def _statuses(self, run, first, stop, elapsed, remaining):
-        """The lines of epochs ``first .. stop - 1``, with the times given."""
-        times = f"  elapsed {format_duration(elapsed)}  ETA {format_duration(remaining)}"
-        return [f"epoch {epoch}/{self.epochs}  {fields}{times}"
-                for epoch, fields in enumerate(epoch_fields(run, first, stop, self.classification), first + 1)]
+    def _statuses(self, run, first, stop, elapsed, remaining, stopped):
+        """The lines of epochs ``first .. stop - 1``, with the times given; the last one says
+        ``stopped early`` instead of the ETA where ``stopped``."""
+        eta = f"ETA {format_duration(remaining)}"
+        times = f"  elapsed {format_duration(elapsed)}  {eta}"
+        lines = [f"epoch {epoch}/{self.epochs}  {fields}{times}"
+                 for epoch, fields in enumerate(epoch_fields(run, first, stop, self.classification), first + 1)]
+        if stopped:
+            lines[-1] = lines[-1][: -len(eta)] + "stopped early"
+        return lines
 
 
 class EpochLines(Progress):
     """One line per epoch (``verbose=2``, or ``verbose=True`` where a line cannot be
     rewritten). The epochs of one chunk are printed together, with the time at its end."""
 
-    def _show(self, run, first, stop, elapsed, remaining):
-        self.stream.write("".join(line + "\n" for line in self._statuses(run, first, stop, elapsed, remaining)))
+    def _show(self, run, first, stop, elapsed, remaining, stopped):
+        lines = self._statuses(run, first, stop, elapsed, remaining, stopped)
+        self.stream.write("".join(line + "\n" for line in lines))
         self.stream.flush()
 
 
@@ -254,6 +271,8 @@ class LiveLine(Progress):
 
     Redrawn at most every ``REDRAW_INTERVAL`` seconds, and once more at the end.
     """
+
+    rewrites = True
 
     def __init__(self, stream, epochs, classification):
         super().__init__(stream, epochs, classification)
@@ -268,8 +287,8 @@ class LiveLine(Progress):
         self.drawn = -1.0  # when the line was drawn last
         self.pending = None  # the newest state not yet drawn
 
-    def _show(self, run, first, stop, elapsed, remaining):
-        self.pending = self._statuses(run, stop - 1, stop, elapsed, remaining)[0]
+    def _show(self, run, first, stop, elapsed, remaining, stopped):
+        self.pending = self._statuses(run, stop - 1, stop, elapsed, remaining, stopped)[0]
         if elapsed - self.drawn >= REDRAW_INTERVAL:
             self._draw(elapsed)
 
@@ -294,6 +313,8 @@ class TqdmLine(Progress):
     ipywidgets, draws a widget instead of text.
     """
 
+    rewrites = True
+
     def __init__(self, tqdm, stream, epochs, classification):
         super().__init__(stream, epochs, classification)
         # The text is the bar's postfix, a list so that tqdm shows it as it is (a string
@@ -304,10 +325,11 @@ class TqdmLine(Progress):
                         mininterval=REDRAW_INTERVAL,
                         bar_format="epoch {n_fmt}/{total_fmt} |{bar:10}| {postfix[0]}")
 
-    def _show(self, run, first, stop, elapsed, remaining):
+    def _show(self, run, first, stop, elapsed, remaining, stopped):
+        when = "stopped early" if stopped else f"ETA {format_duration(remaining)}"
         self.bar.postfix[0] = (f"{epoch_fields(run, stop - 1, stop, self.classification)[0]}"
-                               f"  elapsed {format_duration(elapsed)}  ETA {format_duration(remaining)}")
-        self.bar.update(stop - first)
+                               f"  elapsed {format_duration(elapsed)}  {when}")
+        self.bar.update(stop - self.bar.n)  # 0 when the last state is restated; close draws it
 
     def _close(self):
         self.bar.close()

@@ -21,7 +21,7 @@ from tests.conftest import make_net, params_of, random_data
 
 LAYERS = [3, 6, 2]
 # A line of verbose=2: the epoch count, the numbers, the times.
-LINE = re.compile(r"^epoch (\d+)/(\d+)  (.*)  elapsed (\d+\.\d\ds)  ETA (\d+\.\d\ds)$")
+LINE = re.compile(r"^epoch (\d+)/(\d+)  (.*)  elapsed (\d+\.\d\ds)  (ETA \d+\.\d\ds|stopped early)$")
 
 
 class FakeTerminal(io.StringIO):
@@ -232,7 +232,7 @@ def test_live_line_fallback_does_not_touch_tqdm(net_class, monkeypatch):
     assert "|" not in text and LINE.match(final_state(text)).group(1, 2) == ("3", "3")
 
 
-def test_live_line_is_closed_on_early_stopping(net_class, live_display, monkeypatch):
+def test_live_line_is_closed_on_early_stopping_and_says_so(net_class, live_display, monkeypatch):
     x, y, x_val, y_val = problem()
     history, text = fit_on_terminal(monkeypatch, lambda: make_net(net_class, LAYERS).fit(
         x, y, epochs=50, lr=0.01, validation_data=(x_val, y_val), early_stopping=True, patience=2, min_delta=1e9,
@@ -240,6 +240,33 @@ def test_live_line_is_closed_on_early_stopping(net_class, live_display, monkeypa
     assert history.epochs == 3 and history.stopped_early
     last = final_state(text)
     assert last.startswith("epoch 3/50 ") and expected_fields(history, 2) in last
+    assert last.endswith("  stopped early") and "ETA" not in last
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_a_stop_from_the_callback_is_shown_as_stopped_early(net_class, live_display, verbose, monkeypatch):
+    """The callback stops the fit after the display showed the epoch with an ETA: the live line is
+    restated; a line per epoch, already printed, is not."""
+    x, y, _, _ = problem()
+    history, text = fit_on_terminal(monkeypatch, lambda: make_net(net_class, LAYERS).fit(
+        x, y, epochs=9, lr=0.01, verbose=verbose, callback=lambda epoch, history: epoch == 3))
+    assert history.epochs == 4 and history.stopped_early
+    if verbose == 1:
+        last = final_state(text)
+        assert last.startswith("epoch 4/9 ") and expected_fields(history, 3) in last
+        assert last.endswith("  stopped early")
+    else:
+        lines = text.splitlines()
+        assert len(lines) == 4 and all(LINE.match(line).group(5).startswith("ETA ") for line in lines)
+
+
+def test_line_per_epoch_says_stopped_early_on_its_last_line(net_class, capsys):
+    x, y, x_val, y_val = problem()
+    make_net(net_class, LAYERS).fit(x, y, epochs=50, lr=0.01, validation_data=(x_val, y_val), early_stopping=True,
+                                    patience=2, min_delta=1e9, verbose=2)
+    ends = [LINE.match(line).group(5) for line in capsys.readouterr().out.splitlines()]
+    assert len(ends) == 3 and ends[0].startswith("ETA ") and ends[1].startswith("ETA ")
+    assert ends[2] == "stopped early"
 
 
 class ExplodingRate(Schedule):
