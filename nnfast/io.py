@@ -81,13 +81,24 @@ shuffle seeds derive), and then every entry above but ``format`` and
 ``format_version`` of member ``i`` under the name ``member<i>/<entry>``.
 Each member is checked as a net file is, and they must be of the
 ensemble's net class and share one architecture, dtype and loss.
+
+Metadata. A net file (not an ensemble's) may also hold what the program
+that saved it wants to keep beside the net (``save(..., metadata=...)``,
+read back by ``load_with_metadata``; the ``nnfast`` command line keeps its
+input scaling and column names there): entry ``metadata/<key>`` per key,
+``<key>`` an identifier, each a 0-d or 1-d array of booleans, integers,
+finite floats or unicode strings. Files without metadata are exactly as
+before; an nnfast that predates metadata refuses a file with some as
+having "unexpected entries". ``load`` ignores the metadata.
 """
 import errno
 import math
 import os
 import pathlib
+import re
 import secrets
 import stat
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -96,7 +107,7 @@ from nnfast._npz import Invalid as _Invalid
 from nnfast._validation import ACTIVATIONS, INITS, LOSSES, check_layers
 from nnfast.optimizers import SGD, Adam, AdamW
 
-__all__ = ["save", "load", "PathNotFoundError", "PathIsADirectoryError", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["save", "load", "load_with_metadata", "PathNotFoundError", "PathIsADirectoryError", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "nnfast"
 FORMAT_VERSION = 3
@@ -146,6 +157,10 @@ _ALL_ENTRIES = frozenset(
     + ["params", "optimizer_step_count", "optimizer_buffers"]
     + [f"optimizer_{name}" for entries in _HYPERPARAMETERS.values() for name, _, _ in entries]
 )
+
+# How metadata entries are named (see the module docstring), and what their keys may be.
+METADATA_PREFIX = "metadata/"
+_METADATA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 _KIND_NAMES = {"U": "a string", "iu": "an integer", "u": "an unsigned integer", "f": "a float", "b": "a bool"}
 
@@ -273,7 +288,7 @@ def _state_problem(kind, step_count, buffers):
 # -- save --------------------------------------------------------------------
 
 
-def save(net, path):
+def save(net, path, *, metadata=None):
     """Write ``net`` (or an ensemble) to the ``.npz`` file ``path``, atomically.
 
     The file is written at exactly ``path``: unlike ``numpy.savez``, no
@@ -304,6 +319,11 @@ def save(net, path):
         ``nnfast.Ensemble`` (``nnfast.reference.Ensemble``), every member so.
     path : str or os.PathLike
         Where to write; ``".npz"`` is the conventional suffix.
+    metadata : mapping of str to scalar or 1-d sequence, optional
+        Values to keep beside a net (not an ensemble), read back by
+        ``load_with_metadata``: keys are identifiers, values booleans,
+        integers, finite floats or strings, or 1-d sequences of one of
+        these kinds (see the module docstring).
 
     Returns
     -------
@@ -321,7 +341,8 @@ def save(net, path):
         invalid optimizer hyper-parameters, optimizer buffers that belong
         to a different net, or optimizer state no training produces (see
         ``load``). Also if ``path`` is an existing file that is not a
-        regular file (a FIFO, a device, ...). Nothing is written.
+        regular file (a FIFO, a device, ...), or ``metadata`` holds a key
+        or a value the format has no place for. Nothing is written.
     IsADirectoryError
         If ``path`` is a directory.
     OSError
@@ -329,9 +350,37 @@ def save(net, path):
         permission, ...): the old file is left as it was.
     """
     arrays = _ensemble_arrays(net) if _is_ensemble(net) else _net_arrays(net)
+    if metadata is not None:
+        if _is_ensemble(net):
+            raise TypeError("metadata can be saved with a net, not with an ensemble")
+        arrays.update(_metadata_arrays(metadata))
     path = pathlib.Path(_fspath(path))
     write_atomically(path, lambda file: np.savez(file, **arrays))
     return path
+
+
+def _metadata_arrays(metadata):
+    """The entries of ``metadata`` (a mapping), checked as the module docstring describes."""
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a mapping of str to values, got {type(metadata).__name__}")
+    arrays = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not _METADATA_KEY.match(key):
+            raise ValueError(f"metadata keys must be identifiers (letters, digits, _), got {key!r}")
+        array = np.array(value)
+        if array.dtype.kind not in "biufU" or array.ndim > 1:
+            raise ValueError(
+                f"metadata[{key!r}] must be a bool, int, float or str, or a 1-d sequence of one of "
+                f"these, got {type(value).__name__} (dtype {array.dtype}, {array.ndim} dimensions)"
+            )
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"metadata[{key!r}] must be finite, got {value!r}")
+        if array.dtype.kind in "iu":
+            array = array.astype(np.int64)
+        elif array.dtype.kind == "f":
+            array = array.astype(np.float64)
+        arrays[METADATA_PREFIX + key] = array
+    return arrays
 
 
 def _ensemble_classes():
@@ -618,16 +667,85 @@ def load(path):
         step count of 0, NaN in the buffers, an infinite momentum or
         first moment, or a negative Adam second moment.
     """
+    return _load(path)[0]
+
+
+def load_with_metadata(path):
+    """Read a net written by ``save`` and the metadata saved with it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, read at exactly this path (no suffix is added).
+
+    Returns
+    -------
+    (net, metadata)
+        The net as ``load`` returns it, and a dict of the metadata: a
+        0-d entry as a Python bool, int, float or str, a 1-d one as an
+        ndarray (int64, float64, bool or unicode). Empty for a file
+        without metadata (and for an ensemble).
+
+    Raises
+    ------
+    The exceptions of ``load``, which checks metadata entries too: a
+    ValueError for a key that is not an identifier, or a value of more
+    than one dimension, of another kind, or not finite.
+    """
+    return _load(path)
+
+
+def _load(path):
+    """``(net or ensemble, metadata dict)`` from the file at ``path``."""
     name = _fspath(path)
     descriptor, size = open_regular_file(name)
     with os.fdopen(descriptor, "rb") as file:
         try:
             archive = Archive(file, size)
             if "n_members" in archive:
-                return _ensemble_from_archive(archive)
-            return _net_from_archive(archive)
+                return _ensemble_from_archive(archive), {}
+            metadata = _metadata_from_archive(archive)
+            return _net_from_archive(_WithoutMetadata(archive)), metadata
         except _Invalid as error:
             raise ValueError(f"{name} is not a valid nnfast file: {error}") from error.__cause__
+
+
+def _metadata_from_archive(archive):
+    """The metadata entries of a net file, each header checked before its data is read."""
+    metadata = {}
+    for name in archive.names():
+        if not name.startswith(METADATA_PREFIX):
+            continue
+        key = name[len(METADATA_PREFIX):]
+        if not _METADATA_KEY.match(key):
+            raise _Invalid(f"metadata entry {name!r}: its key is not an identifier")
+        header = archive.header(name)
+        if len(header.shape) > 1:
+            raise _Invalid(f"metadata entry {name!r} must be 0-d or 1-d, got shape {header.shape}")
+        value = archive.read(name)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise _Invalid(f"metadata entry {name!r} must be finite")
+        metadata[key] = value.item() if value.ndim == 0 else value
+    return metadata
+
+
+class _WithoutMetadata:
+    """A net file's archive seen without its metadata entries, as the net's checks read it."""
+
+    def __init__(self, archive):
+        self._archive = archive
+
+    def names(self):
+        return [name for name in self._archive.names() if not name.startswith(METADATA_PREFIX)]
+
+    def __contains__(self, name):
+        return not name.startswith(METADATA_PREFIX) and name in self._archive
+
+    def header(self, name):
+        return self._archive.header(name)
+
+    def read(self, name):
+        return self._archive.read(name)
 
 
 def open_regular_file(name, what="nnfast file"):
