@@ -1,4 +1,4 @@
-"""``python -m nnfast``: train the seed network and compare with the NumPy reference.
+"""``nnfast demo`` (and ``python -m nnfast``): train the seed network and compare with the NumPy reference.
 
 Prints an excerpt of the loss trace from both implementations, the final
 prediction, and how long a whole ``fit`` and a single ``train_step`` take
@@ -36,12 +36,26 @@ def _format_time(seconds):
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def main(argv=None):
-    """Run the demonstration; ``--no-timing`` skips the speed comparison."""
-    parser = argparse.ArgumentParser(prog="python -m nnfast", description=__doc__.splitlines()[0])
+def add_arguments(parser):
+    """Add the demo's options to ``parser`` (an ``argparse.ArgumentParser``)."""
     parser.add_argument("--no-timing", action="store_true", help="skip the speed comparison")
-    args = parser.parse_args(argv)
 
+
+def main(argv=None):
+    """Run the demonstration; ``--no-timing`` skips the speed comparison.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The options, ``sys.argv[1:]`` by default.
+    """
+    parser = argparse.ArgumentParser(prog="python -m nnfast", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run(parser.parse_args(argv))
+
+
+def run(args):
+    """Run the demonstration with the parsed options ``args``; return the exit status (0)."""
     problem = seed_problem()
     fast = _seed_net(nnfast.Net, problem)
     reference = _seed_net(nnfast.reference.Net, problem)
@@ -61,7 +75,7 @@ def main(argv=None):
     print("target:                   ", problem.y.ravel().astype(float))
 
     if args.no_timing:
-        return
+        return 0
     x = problem.x.astype(np.float64)
     y = problem.y.astype(np.float64)
     print(f"\nspeed, float64, this machine ({platform.machine()}, one thread), best of repeats:")
@@ -81,7 +95,4 @@ def main(argv=None):
             f"{label:>24}  {_format_time(times[0]):>12}  {_format_time(times[1]):>14}  "
             f"{times[1] / times[0]:>8.1f}x"
         )
-
-
-if __name__ == "__main__":
-    main()
+    return 0
