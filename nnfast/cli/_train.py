@@ -1,0 +1,297 @@
+"""``nnfast train DATA --target COL``: train a net on a CSV or ``.npz`` file and save it as a model file.
+
+The inputs are standardized (mean 0, standard deviation 1 on the training
+part; a constant column is only centred), and for the squared-error losses
+so is the target; the scaling goes into the model file, and ``predict``
+and ``export`` apply it.
+"""
+import math
+import os
+import time
+
+import numpy as np
+
+import nnfast
+from nnfast.cli._data import DataError, check_no_missing, is_numeric, numeric_columns, read_table
+from nnfast.cli._model import CLI_VERSION, Model
+
+# The losses the command line offers: cross_entropy for classes (with a
+# softmax output per class), the others for one numeric target.
+REGRESSION_LOSSES = ("mse", "squared_error", "sse", "poisson")
+LOSS_CHOICES = ("auto", "cross_entropy", *REGRESSION_LOSSES)
+OPTIMIZERS = {"adam": nnfast.Adam, "adamw": nnfast.AdamW, "sgd": nnfast.SGD}
+# --loss auto reads an integer-valued target as class labels when it has at
+# most this many distinct values, and at most half as many as rows (so a
+# small count target with values spread over its range stays a regression).
+MAX_AUTO_CLASSES = 20
+
+
+def add_arguments(parser):
+    """Add ``train``'s arguments to ``parser``."""
+    parser.add_argument("data", metavar="DATA", help="a CSV file with a header row, or an .npz with arrays x and y")
+    parser.add_argument("--target", metavar="COL",
+                        help="the target column (required for a CSV; an .npz's is y)")
+    parser.add_argument("--features", metavar="COLS", type=_names,
+                        help="comma-separated feature columns (default: every column but the target)")
+    parser.add_argument("--layers", metavar="SIZES", type=_sizes, default=[64, 64],
+                        help="comma-separated hidden layer sizes (default: 64,64; 'none' for a linear model)")
+    parser.add_argument("--activation", default="relu", choices=("relu", "leaky_relu", "tanh", "sigmoid"),
+                        help="hidden activation (default: relu)")
+    parser.add_argument("--loss", default="auto", choices=LOSS_CHOICES,
+                        help="auto: cross_entropy for a non-numeric target or an integer one with few values, "
+                             "else mse (default: auto)")
+    parser.add_argument("--epochs", type=_positive_int, default=100, help="default: 100")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="default: 32")
+    parser.add_argument("--optimizer", default="adam", choices=tuple(OPTIMIZERS), help="default: adam")
+    parser.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default: 1e-3)")
+    parser.add_argument("--validation-fraction", type=_fraction, default=0.2, metavar="F",
+                        help="share of the rows held out for validation, 0 for none (default: 0.2)")
+    parser.add_argument("--early-stopping", action="store_true",
+                        help="stop when the validation loss has not improved for --patience epochs, "
+                             "and keep the best epoch's net")
+    parser.add_argument("--patience", type=_positive_int, default=10, help="default: 10")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the split, initialization and shuffling")
+    parser.add_argument("--dtype", default="float64", choices=("float32", "float64"), help="default: float64")
+    parser.add_argument("--no-standardize", dest="standardize", action="store_false",
+                        help="train on the raw values (the scaling saved is then the identity)")
+    parser.add_argument("--out", default="model.npz", metavar="PATH",
+                        help="where to save the model; an existing file there is replaced, atomically "
+                             "(default: model.npz)")
+    parser.add_argument("--plot", metavar="PNG", help="save the loss curves as an image (needs matplotlib)")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+
+
+def _names(text):
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise _argument_error(f"expected comma-separated column names, got {text!r}")
+    return names
+
+
+def _sizes(text):
+    if text.strip().lower() == "none":
+        return []
+    try:
+        sizes = [int(size) for size in text.split(",")]
+    except ValueError:
+        sizes = None
+    if not sizes or min(sizes) < 1:
+        raise _argument_error(f"expected comma-separated positive sizes like 64,64, got {text!r}")
+    return sizes
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise _argument_error(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or not math.isfinite(value):
+        raise _argument_error(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise _argument_error(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def _argument_error(message):
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
+
+
+def choose_loss(loss, target, n_rows):
+    """The loss to train with and why, for ``--loss`` ``loss`` and the ``target`` column.
+
+    Returns
+    -------
+    (str, str)
+        The loss name and, for ``"auto"``, the reason it was picked (else "").
+    """
+    if loss != "auto":
+        return loss, ""
+    if not is_numeric(target):
+        return "cross_entropy", f"the target is not numeric; {np.unique(target).size} classes"
+    values = np.unique(target.astype(np.float64))
+    integer = bool(np.all(values == np.round(values)))
+    if integer and 2 <= values.size <= MAX_AUTO_CLASSES and 2 * values.size <= n_rows:
+        return "cross_entropy", f"the target has {values.size} integer values"
+    return "mse", "the target is numeric" + (f", with {values.size} distinct values" if integer else "")
+
+
+def class_labels(target):
+    """The sorted distinct labels of ``target`` as strings, and each row's class index.
+
+    Numeric labels sort as numbers and print without a trailing ``.0``
+    when they are integers.
+    """
+    if is_numeric(target):
+        numbers = target.astype(np.float64)
+        values, indices = np.unique(numbers, return_inverse=True)
+        labels = [str(int(v)) if v == int(v) else repr(float(v)) for v in values]
+    else:
+        values, indices = np.unique(target.astype(np.str_), return_inverse=True)
+        labels = [str(value) for value in values]
+    return labels, indices
+
+
+def _split(n_rows, fraction, seed):
+    """Row indices of the training and validation parts (validation empty for fraction 0)."""
+    n_val = math.ceil(fraction * n_rows) if fraction else 0
+    if fraction and not 0 < n_val < n_rows:
+        raise ValueError(f"--validation-fraction {fraction} of {n_rows} rows leaves no rows to train or "
+                         f"validate on; give more rows or --validation-fraction 0")
+    order = np.random.default_rng(seed).permutation(n_rows)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _standardizer(x, standardize):
+    """The mean and scale of each column of ``x``; a constant column gets scale 1."""
+    if not standardize:
+        return np.zeros(x.shape[1]), np.ones(x.shape[1])
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    return mean, np.where(scale > 0, scale, 1.0)
+
+
+def _check_plot_available():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise DataError("--plot", "needs matplotlib, which is not installed: pip install matplotlib") from None
+
+
+def run(args):
+    """Train as ``args`` (the parsed command line) says; return the exit status."""
+    if args.plot:
+        _check_plot_available()  # before training, not after
+    table = read_table(args.data)
+    target_name = args.target or table.default_target
+    if target_name is None:
+        raise DataError(args.data, "name the target column with --target COL "
+                                   f"(its columns are {', '.join(map(repr, table.names))})")
+    target = table.column(target_name, "target column")
+    check_no_missing(table, target_name, "target")
+    features = args.features or [name for name in table.names if name != target_name]
+    if target_name in features:
+        raise DataError(args.data, f"the target column {target_name!r} is among the --features")
+    if not features:
+        raise DataError(args.data, "no feature columns: the file has only the target column")
+    x = numeric_columns(table, features)
+
+    loss, reason = choose_loss(args.loss, target, table.n_rows)
+    if reason:
+        print(f"loss: {loss} (--loss auto: {reason})")
+    classification = loss == "cross_entropy"
+    metadata = {"cli_version": CLI_VERSION, "task": "classification" if classification else "regression",
+                "features": features, "target": target_name, "data": os.path.basename(args.data)}
+    if classification:
+        classes, y = class_labels(target)
+        if len(classes) < 2:
+            raise DataError(args.data, f"target column {target_name!r} has a single class {classes[0]!r}: "
+                                       f"nothing to classify")
+        metadata["classes"] = classes
+        n_out = len(classes)
+    else:
+        y = numeric_columns(table, [target_name], role="target")[:, 0]
+        if loss == "poisson" and (y < 0).any():
+            raise DataError(args.data, f"--loss poisson needs a target >= 0, column {target_name!r} has {y.min():g}")
+        n_out = 1
+
+    try:
+        train, val = _split(table.n_rows, args.validation_fraction, args.seed)
+    except ValueError as error:
+        raise DataError(args.data, str(error)) from None
+    mean, scale = _standardizer(x[train], args.standardize)
+    metadata.update(input_mean=mean, input_scale=scale)
+    x_scaled = (x - mean) / scale
+    if not classification:
+        # Poisson targets are counts: they stay as they are, the net's outputs being log means.
+        standardize_target = args.standardize and loss != "poisson"
+        target_mean = float(y[train].mean()) if standardize_target else 0.0
+        target_scale = float(y[train].std()) if standardize_target else 1.0
+        target_scale = target_scale if target_scale > 0 else 1.0
+        metadata.update(target_mean=target_mean, target_scale=target_scale)
+        y = ((y - target_mean) / target_scale)[:, None]
+
+    net = nnfast.Net([len(features), *args.layers, n_out], activation=args.activation, loss=loss,
+                     dtype=args.dtype, seed=args.seed)
+    print(f"training {len(features)}-{'-'.join(map(str, args.layers + [n_out]))} {args.activation} net "
+          f"({net.n_params:,} parameters, {args.dtype}) on {len(train)} rows of {args.data}"
+          + (f", validating on {len(val)}" if len(val) else ""), flush=True)
+    optimizer = OPTIMIZERS[args.optimizer](args.lr)
+    validation = (x_scaled[val], y[val]) if len(val) else None
+    start = time.perf_counter()
+    history = net.fit(x_scaled[train], y[train], epochs=args.epochs, optimizer=optimizer,
+                      batch_size=args.batch_size, seed=args.seed, validation_data=validation,
+                      early_stopping=args.early_stopping, patience=args.patience, verbose=not args.quiet)
+    seconds = time.perf_counter() - start
+    metadata.update(epoch_loss=history.epoch_loss, train_seconds=seconds,
+                    best_epoch=-1 if history.best_epoch is None else int(history.best_epoch))
+    if history.val_loss is not None:
+        metadata["val_loss"] = np.asarray(history.val_loss, dtype=np.float64)
+    model = Model(net, metadata)
+
+    print(f"trained {history.epochs} epochs in {format_seconds(seconds)}"
+          + (f"; early stopping kept epoch {history.best_epoch + 1}" if history.best_epoch is not None else ""))
+    for part, rows in (("training", train), ("validation", val)):
+        if len(rows):
+            print(f"{part:>10}: {_metrics(model, x[rows], x_scaled[rows], y[rows], table, target_name, rows)}")
+    model.save(args.out)
+    print(f"model saved to {args.out}")
+    if args.plot:
+        _save_plot(history, args.plot, f"{args.data}: {target_name}, {loss}")
+        print(f"loss curves saved to {args.plot}")
+    return 0
+
+
+def format_seconds(seconds):
+    """``"1.23 s"``, ``"45.6 ms"`` or ``"789 us"``."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-6:.3g} us"
+
+
+def _metrics(model, x, x_scaled, y, table, target_name, rows):
+    """The loss (as trained on, scaled targets) and accuracy or RMSE (in the target's units) of some rows."""
+    text = f"loss {float(model.net.loss(x_scaled, y)):.6g}"
+    if model.is_classifier:
+        labels = np.asarray(model.classes)[y]
+        return text + f", accuracy {np.mean(model.predict(x) == labels):.4f}"
+    truth = numeric_columns(table, [target_name], role="target")[rows, 0]
+    return text + f", RMSE {np.sqrt(np.mean((model.predict(x) - truth) ** 2)):.6g} ({target_name} units)"
+
+
+def _save_plot(history, path, title):
+    """Save ``history.plot()`` to ``path`` (format from its suffix), atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, never a window
+    import matplotlib.pyplot as pyplot
+
+    from nnfast import io
+
+    axes = history.plot()
+    axes.set_title(title, fontsize="medium")
+    figure = axes.figure
+    file_format = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    try:
+        io.write_atomically(path, lambda file: figure.savefig(file, format=file_format, dpi=80))
+    finally:
+        pyplot.close(figure)
