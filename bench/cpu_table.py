@@ -12,7 +12,7 @@ checked from the run's medians; the header names the CPU, its caches, the
 BLAS kernel and nnfast's crossover to BLAS.
 """
 from report import format_seconds, markdown_table, print_table
-from table import PYTORCH, collect_lines
+from nnfast._bench.table import PYTORCH, collect_lines
 
 MODULE = "test_targets.py"
 SELECTION = ["-k", "test_fit_seed or test_step or test_predict"]
