@@ -25,9 +25,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 BLAS_THREADS = 1
 
-# One fixed seed: nnfast and the reference must see identical data in a
-# group, and runs must see identical data across commits.
-DATA_SEED = 20240611
+# One fixed seed (nnfast._bench.run.DATA_SEED, which draws the data):
+# nnfast and the reference must see identical data in a group, and runs
+# must see identical data across commits.
 
 _LIMITER_KEY = pytest.StashKey()
 
@@ -104,17 +104,9 @@ def standard_normal():
         ``(*shapes, dtype) -> tuple of ndarray`` (C-contiguous).
     """
 
-    def draw(*shapes, dtype):
-        rng = np.random.default_rng(DATA_SEED)
-        floor = np.sqrt(np.finfo(dtype).tiny)
-        arrays = tuple(rng.standard_normal(shape, dtype=dtype) for shape in shapes)
-        for array in arrays:
-            # A draw this close to zero has probability ~1e-19 per entry;
-            # with a fixed seed this either always holds or never does.
-            assert np.abs(array).min() >= floor, "change DATA_SEED: a draw is too close to zero"
-        return arrays
+    from nnfast._bench.run import draw_normal  # the draws of nnfast bench, too
 
-    return draw
+    return draw_normal
 
 
 @pytest.fixture

@@ -42,6 +42,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import nnfast
 import nnfast.reference
+# The sizes, learning rate and loss, shared with nnfast bench.
+from nnfast._bench.run import LR, LOSS, SEED_FIT_EPOCHS, SEED_SIZE, STEP_ROWS, WIDE_SIZE
+from nnfast._bench.run import PREDICT_ROWS as PREDICT_SIZES
 
 # pyproject.toml's --import-mode=importlib keeps bench/ off sys.path, so the
 # sibling modules are imported relative to this one; under pytest's default
@@ -57,31 +60,10 @@ NETS = {"nnfast": nnfast.Net, "reference": nnfast.reference.Net}
 TRAINERS = [*NETS, *competitors.TRAINERS]
 PREDICTORS = [*NETS, *competitors.PREDICTORS]
 
-# As test_net.py: with the mean loss one learning rate suits every size,
-# and a net keeps training across rounds without leaving the normal range.
-LR = 1e-3
-LOSS = "mse"
-
-SEED_SIZE = (4, 3, 3, 1)
-SEED_FIT_EPOCHS = 500
-WIDE_SIZE = (256, 1024, 1024, 16)
-
-# row -> (batch, n_in, n_hidden, n_out) of a training step
-STEP_ROWS = {
-    "step-seed": SEED_SIZE,
-    "step-small": (64, 32, 64, 4),
-    "step-tutorial": (64, 1000, 100, 10),
-    "step-wide": WIDE_SIZE,
-    "step-one-sample": (1, 1000, 100, 10),
-}
 # At the seed size a product is a handful of multiply-adds: no gemm rate.
 GEMM_ROWS = [row for row in STEP_ROWS if row != "step-seed"]
 
-PREDICT_ROWS = [
-    pytest.param("predict-one", (1, 32, 64, 4), np.float64, id="predict-one-float64"),
-    pytest.param("predict-one", (1, 32, 64, 4), np.float32, id="predict-one-float32"),
-    pytest.param("predict-batch", (1024, 1000, 100, 10), np.float32, id="predict-batch-float32"),
-]
+PREDICT_ROWS = [pytest.param(row, size, np.dtype(dtype).type, id=f"{row}-{dtype}") for row, size, dtype in PREDICT_SIZES]
 
 dtypes = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 

@@ -322,3 +322,28 @@ def test_csv_reading_is_the_same_with_and_without_pandas(tmp_path):
     assert without.columns["name"].tolist() == ["Smith, J", "Lee", "O'Neil"]
     assert without.columns["x, quoted"].astype(float).tolist() == [1.5, -2000.0, 0.0]
     assert without.columns["y"].tolist() == ["a", "b", ""]  # the short row's missing field
+
+
+# -- bench ----------------------------------------------------------------------------
+
+def test_bench_table_times_every_contender_in_process():
+    # In-process and tiny: `nnfast bench --quick` itself takes ~10 s, too long for this file.
+    from nnfast._bench.run import run_benchmarks
+    from nnfast._bench.table import collect_lines, targets_table
+
+    results, skipped = run_benchmarks(["step-seed", "predict-one"], ("float64",), repeats=1, min_run_seconds=1e-4)
+    assert skipped == []
+    contenders = {(b["extra_info"]["operation"], b["extra_info"]["dtype"], b["extra_info"]["implementation"])
+                  for b in results["benchmarks"]}
+    assert {("step-seed", "float64", "nnfast"), ("step-seed", "float64", "reference"),
+            ("predict-one", "float32", "nnfast"), ("predict-one", "float64", "reference")} <= contenders
+    assert all(b["stats"]["median"] > 0 for b in results["benchmarks"])
+    table = targets_table(collect_lines(results))
+    lines = table.splitlines()
+    assert lines[0].startswith("| work |") and len(lines) == 2 + 3  # header, rule, one line per row and dtype
+    assert "one `train_step`" in table and "`predict` of one sample" in table
+
+
+def test_bench_is_a_command():
+    result = run_cli("bench", "--help", check_status=0)
+    assert "--quick" in result.stdout

@@ -2,7 +2,7 @@
 
 ``main(argv)`` parses the command line, runs one command and returns its
 exit status; each command lives in its own module (``_demo``, ``_train``,
-``_predict``, ``_info``, ``_export``) with an
+``_predict``, ``_info``, ``_export``, ``_bench``) with an
 ``add_arguments(parser)`` and a ``run(args)``.
 """
 import argparse
@@ -32,6 +32,7 @@ COMMANDS = {
     "predict": ("_predict", "write a model's predictions for the rows of a data file as CSV"),
     "info": ("_info", "describe a model file: architecture, parameters, loss, optimizer, training"),
     "export": ("_export", "write a model as ONNX or PyTorch, with its input scaling folded in"),
+    "bench": ("_bench", "time nnfast against the NumPy reference and the installed peers"),
 }
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 import nnfast
 import nnfast.reference
+from nnfast._bench.formatting import format_seconds
 from nnfast.examples import seed_problem
 
 TRACE_STEPS = (0, 1, 2, 3, 4, 50, 100, 200, 300, 400, 499)
@@ -27,13 +28,6 @@ def _best_time(function, setup, number, repeats):
     """Best time of one call of ``function``, over ``repeats`` runs of ``number`` calls,
     each run after a fresh ``setup()``."""
     return min(timeit.Timer(function, setup).repeat(repeat=repeats, number=number)) / number
-
-
-def _format_time(seconds):
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
 
 
 def add_arguments(parser):
@@ -92,7 +86,7 @@ def run(args):
             for net in (fast, reference)
         ]
         print(
-            f"{label:>24}  {_format_time(times[0]):>12}  {_format_time(times[1]):>14}  "
+            f"{label:>24}  {format_seconds(times[0]):>12}  {format_seconds(times[1]):>14}  "
             f"{times[1] / times[0]:>8.1f}x"
         )
     return 0

@@ -1,8 +1,8 @@
 """``nnfast info MODEL``: what a model (or any nnfast net file) holds, in a few lines."""
 import numpy as np
 
+from nnfast._bench.formatting import format_seconds
 from nnfast.cli._model import load_model
-from nnfast.cli._train import format_seconds
 
 
 def add_arguments(parser):

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 import nnfast
+from nnfast._bench.formatting import format_seconds
 from nnfast.cli._data import DataError, check_no_missing, is_numeric, numeric_columns, read_table
 from nnfast.cli._model import CLI_VERSION, Model
 
@@ -258,14 +259,6 @@ def run(args):
         _save_plot(history, args.plot, f"{args.data}: {target_name}, {loss}")
         print(f"loss curves saved to {args.plot}")
     return 0
-
-
-def format_seconds(seconds):
-    """``"1.23 s"``, ``"45.6 ms"`` or ``"789 us"``."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-6:.3g} us"
 
 
 def _metrics(model, x, x_scaled, y, table, target_name, rows):
