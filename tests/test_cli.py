@@ -274,7 +274,7 @@ def test_not_a_csv_file(tmp_path):
 def test_non_numeric_feature_and_missing_value(tmp_path):
     (tmp_path / "words.csv").write_text("a,colour,y\n1,red,0\n2,blue,1\n")
     assert_one_line_error(run_cli("train", "words.csv", "--target", "y", cwd=tmp_path), "words.csv",
-                          "feature column 'colour' is not numeric (it holds 'red')")
+                          "feature column 'colour' is not numeric (it holds 'red'): feature values must be numbers")
     (tmp_path / "holes.csv").write_text("a,b,y\n1,2,0\n3,,1\n")
     assert_one_line_error(run_cli("train", "holes.csv", "--target", "y", cwd=tmp_path), "holes.csv",
                           "feature column 'b' has a missing value in data row 2")
@@ -347,3 +347,53 @@ def test_bench_table_times_every_contender_in_process():
 def test_bench_is_a_command():
     result = run_cli("bench", "--help", check_status=0)
     assert "--quick" in result.stdout
+
+
+def test_out_never_replaces_a_file_that_is_not_an_nnfast_file(data_dir, tmp_path):
+    precious = tmp_path / "notes.csv"
+    precious.write_text("keep,me\n1,2\n")
+    result = run_cli("train", data_dir / "iris.csv", "--target", "species", "--epochs", "1", "--out", precious)
+    assert_one_line_error(result, precious, "exists and is not an nnfast file, so it is not replaced")
+    assert "epoch" not in result.stdout  # refused before training
+    assert precious.read_text() == "keep,me\n1,2\n"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("old\n")
+    model = tmp_path / "m.npz"
+    run_cli("train", data_dir / "iris.csv", "--target", "species", "--epochs", "1", "--quiet", "--out", model,
+            check_status=0)
+    before = model.read_bytes()
+    run_cli("train", data_dir / "iris.csv", "--target", "species", "--epochs", "2", "--quiet", "--out", model,
+            "--seed", "9", check_status=0)
+    assert model.read_bytes() != before  # a model file is replaced
+    assert_one_line_error(run_cli("predict", model, data_dir / "iris.csv", "-o", model), model,
+                          "it is also an input of this command")
+
+
+def test_metadata_that_does_not_fit_the_net_is_one_line(iris_model, tmp_path):
+    path, _ = iris_model
+    net, metadata = io.load_with_metadata(path)
+    metadata["features"] = metadata["features"][:2]  # two names for four inputs
+    io.save(net, tmp_path / "bad.npz", metadata=metadata)
+    assert_one_line_error(run_cli("info", tmp_path / "bad.npz"), tmp_path / "bad.npz",
+                          "not a valid `nnfast train` model: its 'features' must have shape (4,)")
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(tmp_path):
+    import signal
+
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "big.npz", x=rng.standard_normal((20000, 20)), y=rng.standard_normal(20000))
+    env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = subprocess.Popen([sys.executable, "-m", "nnfast", "train", "big.npz", "--epochs", "100000",
+                                "--batch-size", "8"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        while not process.stdout.readline().startswith("epoch 1/"):  # training is under way
+            assert process.poll() is None, process.stderr.read()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "nnfast: interrupted" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "model.npz").exists()

@@ -94,5 +94,5 @@ def main(argv=None):
         print(f"nnfast: error: {where}{error.strerror or error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("\nnnfast: interrupted", file=sys.stderr)
+        print("\nnnfast: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED

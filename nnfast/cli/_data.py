@@ -250,8 +250,8 @@ def numeric_columns(table, names, role="feature"):
                 matrix[:, index] = _to_float(column)
             except ValueError:
                 bad = str(next(value for value in column if not _parses(value)))
-                raise DataError(table.path, f"{role} column {name!r} is not numeric (it holds {bad!r}); "
-                                            f"features must be numbers") from None
+                raise DataError(table.path, f"{role} column {name!r} is not numeric (it holds {bad!r}): "
+                                            f"{role} values must be numbers") from None
         else:
             matrix[:, index] = _to_float(column)
         infinite = np.flatnonzero(~np.isfinite(matrix[:, index]))

@@ -6,7 +6,9 @@ into the first layer (and, for regression, the target's into the last;
 see ``Model.folded_net``), so no preprocessing is needed outside.
 Classifiers export their logits (``--output proba`` or ``classes`` for
 ONNX's probabilities or class indices, which index ``nnfast info``'s classes).
+A ``--loss poisson`` model exports the log of the predicted mean.
 """
+import os
 
 from nnfast import io
 from nnfast.cli._data import DataError
@@ -43,6 +45,9 @@ def run(args, parser):
         parser.error("--output applies to --onnx")
     onnx_module = _import("nnfast.onnx", "onnx") if args.onnx else None
     torch_module = _import("nnfast.torch", "torch") if args.torch else None
+    for path in (args.onnx, args.torch):
+        if path is not None and os.path.exists(path) and os.path.samefile(path, args.model):
+            raise DataError(path, "it is the model being exported; choose another output path")
     model = load_model(args.model)
     if args.output != "raw" and not model.is_classifier:
         raise DataError(args.model, f"--output {args.output} needs a classifier; this model predicts numbers")

@@ -1,6 +1,7 @@
 """``nnfast predict MODEL DATA``: the model's predictions for the rows of DATA, as CSV."""
 import csv
 import io as text_io
+import os
 import sys
 
 from nnfast import io
@@ -14,7 +15,8 @@ def add_arguments(parser):
     parser.add_argument("data", metavar="DATA",
                         help="a CSV with the model's feature columns (in any order; others are ignored), "
                              "or an .npz with x")
-    parser.add_argument("-o", "--out", metavar="CSV", help="write the predictions here (default: stdout)")
+    parser.add_argument("-o", "--out", metavar="CSV",
+                        help="write the predictions here, replacing the file atomically (default: stdout)")
     parser.add_argument("--proba", action="store_true",
                         help="class probabilities, a column per class, instead of labels (classifiers)")
 
@@ -35,8 +37,16 @@ def prediction_rows(model, x, proba):
     return [name], [[repr(float(value))] for value in values]
 
 
+def _check_not_an_input(path, inputs):
+    """Refuse to write the output over one of the command's inputs."""
+    if os.path.exists(path) and any(os.path.exists(other) and os.path.samefile(path, other) for other in inputs):
+        raise DataError(path, "it is also an input of this command; choose another output path")
+
+
 def run(args):
     """Predict as ``args`` says; return the exit status."""
+    if args.out is not None:
+        _check_not_an_input(args.out, [args.model, args.data])
     model = load_model(args.model)
     if args.proba and not model.is_classifier:
         raise DataError(args.model, "--proba needs a classifier; this model predicts numbers "

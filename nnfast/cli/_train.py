@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 import nnfast
+from nnfast import io
 from nnfast._bench.formatting import format_seconds
 from nnfast.cli._data import DataError, check_no_missing, is_numeric, numeric_columns, read_table
 from nnfast.cli._model import CLI_VERSION, Model
@@ -56,8 +57,8 @@ def add_arguments(parser):
     parser.add_argument("--no-standardize", dest="standardize", action="store_false",
                         help="train on the raw values (the scaling saved is then the identity)")
     parser.add_argument("--out", default="model.npz", metavar="PATH",
-                        help="where to save the model; an existing file there is replaced, atomically "
-                             "(default: model.npz)")
+                        help="where to save the model (default: model.npz); an nnfast file there is replaced, "
+                             "atomically, and any other file is left alone with an error, before training")
     parser.add_argument("--plot", metavar="PNG", help="save the loss curves as an image (needs matplotlib)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
@@ -177,10 +178,28 @@ def _check_plot_available():
         raise DataError("--plot", "needs matplotlib, which is not installed: pip install matplotlib") from None
 
 
+def check_replaceable(path, inputs=()):
+    """Raise a DataError unless ``path`` is free, or an nnfast file that is not one of ``inputs``.
+
+    A mistyped ``--out`` must not destroy a data file: only what ``save``
+    wrote may be replaced. Checked before the work, so none is wasted.
+    """
+    if not os.path.lexists(path):
+        return
+    if any(os.path.exists(other) and os.path.samefile(path, other) for other in inputs):
+        raise DataError(path, "it is also an input of this command; choose another output path")
+    try:
+        io.load(path)
+    except (OSError, ValueError):
+        raise DataError(path, "it exists and is not an nnfast file, so it is not replaced; "
+                              "remove it or choose another --out") from None
+
+
 def run(args):
     """Train as ``args`` (the parsed command line) says; return the exit status."""
     if args.plot:
         _check_plot_available()  # before training, not after
+    check_replaceable(args.out, inputs=[args.data])
     table = read_table(args.data)
     target_name = args.target or table.default_target
     if target_name is None:
