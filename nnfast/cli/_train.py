@@ -275,7 +275,7 @@ def run(args):
     model.save(args.out)
     print(f"model saved to {args.out}")
     if args.plot:
-        _save_plot(history, args.plot, f"{args.data}: {target_name}, {loss}")
+        _save_plot(history, args.plot, f"{os.path.basename(args.data)}: {target_name}, {loss}")
         print(f"loss curves saved to {args.plot}")
     return 0
 
