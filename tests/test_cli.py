@@ -224,6 +224,12 @@ def test_plot_writes_a_png(data_dir, tmp_path):
     run_cli("train", data_dir / "iris.csv", "--target", "species", "--epochs", "3", "--quiet",
             "--out", tmp_path / "m.npz", "--plot", tmp_path / "loss.png", check_status=0)
     assert (tmp_path / "loss.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    # Refused before training: a format matplotlib has no writer for, a directory that is not there.
+    for plot, problem in (("loss.txt", "--plot writes the formats"), ("no/loss.png", "directory")):
+        result = run_cli("train", data_dir / "iris.csv", "--target", "species", "--out", tmp_path / "m2.npz",
+                         "--plot", tmp_path / plot)
+        assert_one_line_error(result, tmp_path / plot, problem)
+        assert "epoch" not in result.stdout and not (tmp_path / "m2.npz").exists()
 
 
 # -- bad command lines and bad files ---------------------------------------------------

@@ -171,23 +171,35 @@ def _standardizer(x, standardize):
     return mean, np.where(scale > 0, scale, 1.0)
 
 
-def _check_plot_available():
+def _check_plot_path(path):
+    """Refuse a ``--plot`` matplotlib cannot write, before any training: missing matplotlib or an unknown suffix."""
     try:
-        import matplotlib  # noqa: F401
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
-        raise DataError("--plot", "needs matplotlib, which is not installed: pip install matplotlib") from None
+        raise DataError(path, "--plot needs matplotlib, which is not installed: pip install matplotlib") from None
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in formats:
+        raise DataError(path, f"--plot writes the formats {', '.join(sorted(formats))}, named by the suffix; "
+                              f"got {'no suffix' if not suffix else repr('.' + suffix)}")
 
 
-def check_replaceable(path, inputs=()):
-    """Raise a DataError unless ``path`` is free, or an nnfast file that is not one of ``inputs``.
+def check_writable(path, inputs=(), only_nnfast=True):
+    """Raise a DataError unless ``path`` can take an output: its directory exists, it is none of
+    ``inputs``, and it is free or (with ``only_nnfast``) an nnfast file.
 
     A mistyped ``--out`` must not destroy a data file: only what ``save``
     wrote may be replaced. Checked before the work, so none is wasted.
     """
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise DataError(path, f"its directory {directory} does not exist")
     if not os.path.lexists(path):
         return
     if any(os.path.exists(other) and os.path.samefile(path, other) for other in inputs):
         raise DataError(path, "it is also an input of this command; choose another output path")
+    if not only_nnfast:
+        return
     try:
         io.load(path)
     except (OSError, ValueError):
@@ -195,12 +207,8 @@ def check_replaceable(path, inputs=()):
                               "remove it or choose another --out") from None
 
 
-def run(args):
-    """Train as ``args`` (the parsed command line) says; return the exit status."""
-    if args.plot:
-        _check_plot_available()  # before training, not after
-    check_replaceable(args.out, inputs=[args.data])
-    table = read_table(args.data)
+def _columns(args, table):
+    """The target's name and column, the feature names and their matrix (float64), checked."""
     target_name = args.target or table.default_target
     if target_name is None:
         raise DataError(args.data, "name the target column with --target COL "
@@ -212,53 +220,64 @@ def run(args):
         raise DataError(args.data, f"the target column {target_name!r} is among the --features")
     if not features:
         raise DataError(args.data, "no feature columns: the file has only the target column")
-    x = numeric_columns(table, features)
+    return target_name, target, features, numeric_columns(table, features)
 
-    loss, reason = choose_loss(args.loss, target, table.n_rows)
-    if reason:
-        print(f"loss: {loss} (--loss auto: {reason})")
-    classification = loss == "cross_entropy"
-    metadata = {"cli_version": CLI_VERSION, "task": "classification" if classification else "regression",
-                "features": features, "target": target_name, "data": os.path.basename(args.data)}
-    if classification:
-        classes, y = class_labels(target)
+
+def _targets(args, table, target_name, target, loss, train, metadata):
+    """The targets as the net trains on them (class indices, or (n, 1) scaled values) and the raw ones.
+
+    Adds the class labels, or the target's scaling, to ``metadata``.
+    """
+    if loss == "cross_entropy":
+        classes, indices = class_labels(target)
         if len(classes) < 2:
             raise DataError(args.data, f"target column {target_name!r} has a single class {classes[0]!r}: "
                                        f"nothing to classify")
         metadata["classes"] = classes
-        n_out = len(classes)
-    else:
-        y = numeric_columns(table, [target_name], role="target")[:, 0]
-        if loss == "poisson" and (y < 0).any():
-            raise DataError(args.data, f"--loss poisson needs a target >= 0, column {target_name!r} has {y.min():g}")
-        n_out = 1
+        return indices, indices
+    y = numeric_columns(table, [target_name], role="target")[:, 0]
+    if loss == "poisson" and (y < 0).any():
+        raise DataError(args.data, f"--loss poisson needs a target >= 0, column {target_name!r} has {y.min():g}")
+    # Poisson targets are counts: they stay as they are, the net's outputs being log means.
+    standardize = args.standardize and loss != "poisson"
+    target_mean = float(y[train].mean()) if standardize else 0.0
+    target_scale = float(y[train].std()) if standardize else 1.0
+    metadata.update(target_mean=target_mean, target_scale=target_scale if target_scale > 0 else 1.0)
+    return ((y - metadata["target_mean"]) / metadata["target_scale"])[:, None], y
 
+
+def run(args):
+    """Train as ``args`` (the parsed command line) says; return the exit status."""
+    if args.plot:
+        _check_plot_path(args.plot)
+        check_writable(args.plot, inputs=[args.data, args.out], only_nnfast=False)
+    check_writable(args.out, inputs=[args.data])
+    table = read_table(args.data)
+    target_name, target, features, x = _columns(args, table)
+    loss, reason = choose_loss(args.loss, target, table.n_rows)
+    if reason:
+        print(f"loss: {loss} (--loss auto: {reason})")
     try:
         train, val = _split(table.n_rows, args.validation_fraction, args.seed)
     except ValueError as error:
         raise DataError(args.data, str(error)) from None
+    metadata = {"cli_version": CLI_VERSION, "task": "classification" if loss == "cross_entropy" else "regression",
+                "features": features, "target": target_name, "data": os.path.basename(args.data)}
+    y, y_raw = _targets(args, table, target_name, target, loss, train, metadata)
     mean, scale = _standardizer(x[train], args.standardize)
     metadata.update(input_mean=mean, input_scale=scale)
     x_scaled = (x - mean) / scale
-    if not classification:
-        # Poisson targets are counts: they stay as they are, the net's outputs being log means.
-        standardize_target = args.standardize and loss != "poisson"
-        target_mean = float(y[train].mean()) if standardize_target else 0.0
-        target_scale = float(y[train].std()) if standardize_target else 1.0
-        target_scale = target_scale if target_scale > 0 else 1.0
-        metadata.update(target_mean=target_mean, target_scale=target_scale)
-        y = ((y - target_mean) / target_scale)[:, None]
 
+    n_out = len(metadata["classes"]) if loss == "cross_entropy" else 1
     net = nnfast.Net([len(features), *args.layers, n_out], activation=args.activation, loss=loss,
                      dtype=args.dtype, seed=args.seed)
     print(f"training {len(features)}-{'-'.join(map(str, args.layers + [n_out]))} {args.activation} net "
           f"({net.n_params:,} parameters, {args.dtype}) on {len(train)} rows of {args.data}"
           + (f", validating on {len(val)}" if len(val) else ""), flush=True)
-    optimizer = OPTIMIZERS[args.optimizer](args.lr)
-    validation = (x_scaled[val], y[val]) if len(val) else None
     start = time.perf_counter()
-    history = net.fit(x_scaled[train], y[train], epochs=args.epochs, optimizer=optimizer,
-                      batch_size=args.batch_size, seed=args.seed, validation_data=validation,
+    history = net.fit(x_scaled[train], y[train], epochs=args.epochs, optimizer=OPTIMIZERS[args.optimizer](args.lr),
+                      batch_size=args.batch_size, seed=args.seed,
+                      validation_data=(x_scaled[val], y[val]) if len(val) else None,
                       early_stopping=args.early_stopping, patience=args.patience, verbose=not args.quiet)
     seconds = time.perf_counter() - start
     metadata.update(epoch_loss=history.epoch_loss, train_seconds=seconds,
@@ -271,7 +290,7 @@ def run(args):
           + (f"; early stopping kept epoch {history.best_epoch + 1}" if history.best_epoch is not None else ""))
     for part, rows in (("training", train), ("validation", val)):
         if len(rows):
-            print(f"{part:>10}: {_metrics(model, x[rows], x_scaled[rows], y[rows], table, target_name, rows)}")
+            print(f"{part:>10}: {_metrics(model, x[rows], x_scaled[rows], y[rows], y_raw[rows], target_name)}")
     model.save(args.out)
     print(f"model saved to {args.out}")
     if args.plot:
@@ -280,14 +299,16 @@ def run(args):
     return 0
 
 
-def _metrics(model, x, x_scaled, y, table, target_name, rows):
-    """The loss (as trained on, scaled targets) and accuracy or RMSE (in the target's units) of some rows."""
+def _metrics(model, x, x_scaled, y, y_raw, target_name):
+    """The loss (as trained: on scaled targets) and the accuracy, or the RMSE in the target's units, of some rows.
+
+    ``y`` is what the net trained on, ``y_raw`` the target as in the file
+    (class indices for a classifier).
+    """
     text = f"loss {float(model.net.loss(x_scaled, y)):.6g}"
     if model.is_classifier:
-        labels = np.asarray(model.classes)[y]
-        return text + f", accuracy {np.mean(model.predict(x) == labels):.4f}"
-    truth = numeric_columns(table, [target_name], role="target")[rows, 0]
-    return text + f", RMSE {np.sqrt(np.mean((model.predict(x) - truth) ** 2)):.6g} ({target_name} units)"
+        return text + f", accuracy {np.mean(model.predict(x) == np.asarray(model.classes)[y_raw]):.4f}"
+    return text + f", RMSE {np.sqrt(np.mean((model.predict(x) - y_raw) ** 2)):.6g} ({target_name} units)"
 
 
 def _save_plot(history, path, title):
