@@ -381,7 +381,7 @@ def test_metadata_that_does_not_fit_the_net_is_one_line(iris_model, tmp_path):
     metadata["features"] = metadata["features"][:2]  # two names for four inputs
     io.save(net, tmp_path / "bad.npz", metadata=metadata)
     assert_one_line_error(run_cli("info", tmp_path / "bad.npz"), tmp_path / "bad.npz",
-                          "not a valid `nnfast train` model: its 'features' must have shape (4,)")
+                          "not a valid `nnfast train` model: its 'features' must be of kind 'U' and shape (4,)")
 
 
 def test_ctrl_c_exits_130_and_writes_nothing(tmp_path):
@@ -403,3 +403,25 @@ def test_ctrl_c_exits_130_and_writes_nothing(tmp_path):
     assert process.returncode == 130, stderr
     assert "nnfast: interrupted" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "model.npz").exists()
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (dict(task=["classification", "regression"]), "unknown task"),
+    (dict(cli_version=True), "its metadata version is True"),
+    (dict(cli_version=2), "its metadata version is 2, this nnfast reads 1"),
+    (dict(best_epoch="x"), "its 'best_epoch' must be of kind 'i'"),
+    (dict(epoch_loss=[1, 2]), "its 'epoch_loss' must be of kind 'f'"),
+    (dict(features=["a", "a", "b", "c"]), "its 'features' name a column twice"),
+    (dict(classes=["a", "b"]), "its 'classes' must be of kind 'U' and shape (3,)"),
+    (dict(input_scale=[1.0, 0.0, 1.0, 1.0]), "its 'input_scale' must be > 0"),
+    (dict(target=["species"]), "its 'target' must be of kind 'U' and shape ()"),
+])
+def test_every_metadata_entry_is_checked_before_use(iris_model, tmp_path, change, problem):
+    from nnfast.cli._data import DataError
+    from nnfast.cli._model import load_model
+
+    net, metadata = io.load_with_metadata(iris_model[0])
+    io.save(net, tmp_path / "bad.npz", metadata={**metadata, **change})
+    with pytest.raises(DataError) as raised:
+        load_model(str(tmp_path / "bad.npz"))
+    assert problem in raised.value.problem and raised.value.problem.startswith("not a valid `nnfast train` model")

@@ -148,35 +148,59 @@ def load_model(path, require_metadata=True):
     return Model(net, metadata)
 
 
+# Optional entries and their (kind, dimensions): what nnfast info reads.
+_RECORD_ENTRIES = {"data": ("U", 0), "epoch_loss": ("f", 1), "val_loss": ("f", 1), "best_epoch": ("i", 0),
+                   "train_seconds": ("f", 0)}
+
+
+def _kind_problem(metadata, key, kind, shape):
+    """Why ``metadata[key]`` is not of the ``kind`` ("U", "f", "i") and ``shape`` given (None: any length), or None."""
+    value = np.asarray(metadata.get(key))
+    fits = value.ndim == len(shape) and all(want is None or want == got for want, got in zip(shape, value.shape))
+    if value.dtype.kind != kind or not fits:
+        return f"its {key!r} must be of kind {kind!r} and shape {shape}, got shape {value.shape} {value.dtype}"
+    return None
+
+
 def _metadata_problem(net, metadata):
-    """What makes ``metadata`` unfit for ``net`` (a sentence), or None."""
-    if metadata.get("cli_version") != CLI_VERSION:
-        return f"its metadata version is {metadata.get('cli_version')!r}, this nnfast reads {CLI_VERSION}"
+    """What makes ``metadata`` unfit for ``net`` (a sentence), or None.
+
+    Every entry's type and shape is checked before its value is used, so a
+    hand-made file gets this sentence, never an exception from the code
+    that reads it.
+    """
+    version = metadata.get("cli_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != CLI_VERSION:
+        return f"its metadata version is {version!r}, this nnfast reads {CLI_VERSION}"
     n_in, n_out = net.layers[0], net.layers[-1]
     task = metadata.get("task")
-    if task not in TASKS:
+    if not isinstance(task, str) or task not in TASKS:
         return f"unknown task {task!r}"
-    for key, kind, shape in (("features", "U", (n_in,)), ("input_mean", "f", (n_in,)),
-                             ("input_scale", "f", (n_in,)), ("target", "U", ())):
-        value = np.asarray(metadata.get(key))
-        if value.dtype.kind != kind or value.shape != shape:
-            return f"its {key!r} must have shape {shape} (the net has {n_in} inputs), got {value.shape} {value.dtype}"
+    required = [("features", "U", (n_in,)), ("input_mean", "f", (n_in,)), ("input_scale", "f", (n_in,)),
+                ("target", "U", ())]
+    if task == "classification":
+        required.append(("classes", "U", (n_out,)))
+    else:
+        required += [("target_mean", "f", ()), ("target_scale", "f", ())]
+    optional = [(key, kind, (None,) * ndim) for key, (kind, ndim) in _RECORD_ENTRIES.items() if key in metadata]
+    for key, kind, shape in required:
+        problem = _kind_problem(metadata, key, kind, shape)
+        if problem:
+            return f"{problem} (the net has {n_in} inputs and {n_out} outputs)"
+    for key, kind, shape in optional:
+        problem = _kind_problem(metadata, key, kind, shape)
+        if problem:
+            return problem
     if not (metadata["input_scale"] > 0).all():
         return "its 'input_scale' must be > 0"
     if len(set(metadata["features"].tolist())) != n_in:
         return "its 'features' name a column twice"
     if task == "classification":
-        classes = np.asarray(metadata.get("classes"))
         if net.loss_name != "cross_entropy":  # what predict_classes and predict_proba above assume
             return f"a classification model has loss 'cross_entropy', its net has {net.loss_name!r}"
-        if classes.dtype.kind != "U" or classes.shape != (n_out,):
-            return f"its 'classes' must be {n_out} strings, one per output, got {classes.shape} {classes.dtype}"
     else:
         if n_out != 1:
             return f"a regression model has one output, its net has {n_out}"
-        for key in ("target_mean", "target_scale"):
-            if not isinstance(metadata.get(key), float):
-                return f"its {key!r} must be a float"
         if metadata["target_scale"] <= 0:
             return "its 'target_scale' must be > 0"
     return None
