@@ -29,6 +29,33 @@ def run_cli(*args, cwd=None, check_status=None):
     return result
 
 
+def run_here(*args, cwd=None):
+    """``nnfast.cli.main(args)`` in this process, for the error paths (a subprocess costs ~1 s).
+
+    Returns an object with ``returncode``, ``stdout`` and ``stderr`` like
+    ``run_cli``'s; the tests that matter run both ways.
+    """
+    import contextlib
+    import io as text_io
+    import types
+
+    from nnfast.cli import main
+
+    stdout, stderr = text_io.StringIO(), text_io.StringIO()
+    previous = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                status = main([str(arg) for arg in args])
+            except SystemExit as exit:  # argparse's usage errors
+                status = exit.code
+    finally:
+        os.chdir(previous)
+    return types.SimpleNamespace(returncode=status, stdout=stdout.getvalue(), stderr=stderr.getvalue())
+
+
 def assert_one_line_error(result, path, fragment):
     """Exit status 1, one stderr line ``nnfast: error: <path>: ...fragment...``, no traceback."""
     assert result.returncode == 1, (result.stdout, result.stderr)
@@ -242,53 +269,57 @@ def test_plot_writes_a_png(data_dir, tmp_path):
     ["predict", "m.npz"],
     ["frobnicate"],
     ["export", "m.npz"],  # neither --onnx nor --torch
-    [],
 ])
 def test_bad_command_lines_exit_2_with_usage(args, tmp_path):
-    result = run_cli(*args, cwd=tmp_path)
-    if not args:  # `python -m nnfast` alone is the demo, not a usage error: checked below
-        return
+    result = run_here(*args, cwd=tmp_path)
     assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "usage: nnfast" in result.stderr and "Traceback" not in result.stderr
+    assert "usage: nnfast" in result.stderr
+
+
+def test_a_bad_flag_exits_2_with_usage_from_the_shell(tmp_path):
+    result = run_cli("train", "x.csv", "--target", "y", "--bogus", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "usage: nnfast" in result.stderr and "unrecognized arguments: --bogus" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_demo_runs_without_a_command():
     out = run_cli("--no-timing", check_status=0).stdout
     assert "largest relative difference over all 500 steps" in out
-    assert run_cli("demo", "--no-timing", check_status=0).stdout == out
+    assert run_here("demo", "--no-timing").stdout == out
 
 
 def test_missing_file(tmp_path):
     assert_one_line_error(run_cli("train", "nope.csv", "--target", "y", cwd=tmp_path), "nope.csv",
                           "No such file or directory")
-    assert_one_line_error(run_cli("info", "nope.npz", cwd=tmp_path), "nope.npz", "No such file or directory")
+    assert_one_line_error(run_here("info", "nope.npz", cwd=tmp_path), "nope.npz", "No such file or directory")
 
 
 def test_bad_column_name(data_dir):
     path = data_dir / "iris.csv"
-    assert_one_line_error(run_cli("train", path, "--target", "colour"), path, "no target column 'colour'")
-    assert_one_line_error(run_cli("train", path, "--target", "species", "--features", "petal"), path,
+    assert_one_line_error(run_here("train", path, "--target", "colour"), path, "no target column 'colour'")
+    assert_one_line_error(run_here("train", path, "--target", "species", "--features", "petal"), path,
                           "no feature column 'petal'")
 
 
 def test_not_a_csv_file(tmp_path):
     (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
-    assert_one_line_error(run_cli("train", "image.png", "--target", "y", cwd=tmp_path), "image.png",
+    assert_one_line_error(run_here("train", "image.png", "--target", "y", cwd=tmp_path), "image.png",
                           "not a CSV file")
 
 
 def test_non_numeric_feature_and_missing_value(tmp_path):
     (tmp_path / "words.csv").write_text("a,colour,y\n1,red,0\n2,blue,1\n")
-    assert_one_line_error(run_cli("train", "words.csv", "--target", "y", cwd=tmp_path), "words.csv",
+    assert_one_line_error(run_here("train", "words.csv", "--target", "y", cwd=tmp_path), "words.csv",
                           "feature column 'colour' is not numeric (it holds 'red'): feature values must be numbers")
     (tmp_path / "holes.csv").write_text("a,b,y\n1,2,0\n3,,1\n")
-    assert_one_line_error(run_cli("train", "holes.csv", "--target", "y", cwd=tmp_path), "holes.csv",
+    assert_one_line_error(run_here("train", "holes.csv", "--target", "y", cwd=tmp_path), "holes.csv",
                           "feature column 'b' has a missing value in data row 2")
     (tmp_path / "short.csv").write_text("a,b,y\n1,2,0\n3,4\n")  # as pandas reads it: an empty last field
-    assert_one_line_error(run_cli("train", "short.csv", "--target", "y", cwd=tmp_path), "short.csv",
+    assert_one_line_error(run_here("train", "short.csv", "--target", "y", cwd=tmp_path), "short.csv",
                           "target column 'y' has a missing value in data row 2")
     (tmp_path / "long.csv").write_text("a,b,y\n1,2,0\n3,4,5,6\n")
-    assert_one_line_error(run_cli("train", "long.csv", "--target", "y", cwd=tmp_path), "long.csv", "fields")
+    assert_one_line_error(run_here("train", "long.csv", "--target", "y", cwd=tmp_path), "long.csv", "fields")
 
 
 def test_corrupt_model_file(iris_model, data_dir, tmp_path):
@@ -296,22 +327,22 @@ def test_corrupt_model_file(iris_model, data_dir, tmp_path):
     data = path.read_bytes()
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(data[: len(data) // 2])
-    for command in (["predict", corrupt, data_dir / "iris.csv"], ["info", corrupt], ["export", corrupt, "--onnx",
-                                                                                  tmp_path / "x.onnx"]):
-        assert_one_line_error(run_cli(*command), corrupt, "not a valid nnfast file")
+    assert_one_line_error(run_cli("predict", corrupt, data_dir / "iris.csv"), corrupt, "not a valid nnfast file")
+    for command in (["info", corrupt], ["export", corrupt, "--onnx", tmp_path / "x.onnx"]):
+        assert_one_line_error(run_here(*command), corrupt, "not a valid nnfast file")
     assert not (tmp_path / "x.onnx").exists()
     flipped = bytearray(data)
     flipped[len(data) // 3] ^= 0xFF  # inside the parameters: the CRC-32 catches it
     corrupt.write_bytes(bytes(flipped))
-    assert_one_line_error(run_cli("info", corrupt), corrupt, "not a valid nnfast file")
-    assert_one_line_error(run_cli("predict", data_dir / "iris.csv", data_dir / "iris.csv"), data_dir / "iris.csv",
+    assert_one_line_error(run_here("info", corrupt), corrupt, "not a valid nnfast file")
+    assert_one_line_error(run_here("predict", data_dir / "iris.csv", data_dir / "iris.csv"), data_dir / "iris.csv",
                           "not a valid nnfast file")
 
 
 def test_predict_with_a_plain_net_file_says_what_is_missing(tmp_path):
     nnfast.Net([2, 3, 1], seed=0).save(tmp_path / "plain.npz")
     (tmp_path / "d.csv").write_text("a,b\n1,2\n")
-    assert_one_line_error(run_cli("predict", "plain.npz", "d.csv", cwd=tmp_path), "plain.npz",
+    assert_one_line_error(run_here("predict", "plain.npz", "d.csv", cwd=tmp_path), "plain.npz",
                           "not a model written by `nnfast train`")
 
 
@@ -371,7 +402,7 @@ def test_out_never_replaces_a_file_that_is_not_an_nnfast_file(data_dir, tmp_path
     run_cli("train", data_dir / "iris.csv", "--target", "species", "--epochs", "2", "--quiet", "--out", model,
             "--seed", "9", check_status=0)
     assert model.read_bytes() != before  # a model file is replaced
-    assert_one_line_error(run_cli("predict", model, data_dir / "iris.csv", "-o", model), model,
+    assert_one_line_error(run_here("predict", model, data_dir / "iris.csv", "-o", model), model,
                           "it is also an input of this command")
 
 
@@ -380,7 +411,7 @@ def test_metadata_that_does_not_fit_the_net_is_one_line(iris_model, tmp_path):
     net, metadata = io.load_with_metadata(path)
     metadata["features"] = metadata["features"][:2]  # two names for four inputs
     io.save(net, tmp_path / "bad.npz", metadata=metadata)
-    assert_one_line_error(run_cli("info", tmp_path / "bad.npz"), tmp_path / "bad.npz",
+    assert_one_line_error(run_here("info", tmp_path / "bad.npz"), tmp_path / "bad.npz",
                           "not a valid `nnfast train` model: its 'features' must be of kind 'U' and shape (4,)")
 
 
