@@ -6,14 +6,16 @@ exit status; each command lives in its own module (``_demo``, ``_train``,
 ``add_arguments(parser)`` and a ``run(args)``.
 """
 import argparse
+import os
 import sys
 
-__all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+__all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2  # what argparse exits with
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of the output went away (`nnfast predict ... | head`)
 
 EPILOG = """\
 exit status:
@@ -22,6 +24,7 @@ exit status:
        or training diverged
   2    a bad command line (argparse's usage message)
   130  interrupted with Ctrl-C (nothing is written)
+  141  the program reading the output closed it early (as `| head` does)
 
 `python -m nnfast` alone (or with --no-timing) runs `nnfast demo`."""
 
@@ -56,7 +59,7 @@ def build_parser():
         sub = commands.add_parser(command, help=summary, description=_module(command).__doc__.split("\n\n")[0],
                                   epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         _module(command).add_arguments(sub)
-        sub.set_defaults(parser=sub)
+        sub.set_defaults(parser=sub)  # for the checks argparse cannot express (export's)
     return parser
 
 
@@ -71,24 +74,27 @@ def main(argv=None):
     Returns
     -------
     int
-        ``EXIT_OK``, ``EXIT_BAD_INPUT``, ``EXIT_USAGE`` or ``EXIT_INTERRUPTED``
-        (see ``EPILOG``). A usage error exits from argparse with status 2.
+        ``EXIT_OK``, ``EXIT_BAD_INPUT``, ``EXIT_USAGE``, ``EXIT_INTERRUPTED``
+        or ``EXIT_BROKEN_PIPE`` (see ``EPILOG``). A usage error exits from
+        argparse with status 2.
     """
     from nnfast._history import DivergenceError
     from nnfast.cli._data import DataError
 
     try:
         args = build_parser().parse_args(argv)
-        module = _module(args.command)
-        if args.command == "export":
-            return module.run(args, args.parser)
-        return module.run(args)
+        return _module(args.command).run(args)
     except DataError as error:
         print(f"nnfast: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DivergenceError as error:
         print(f"nnfast: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # Quietly, as other tools do; stdout is pointed at devnull so that
+        # the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as error:  # writing an output: a full disk, a missing directory, no permission
         where = f"{error.filename}: " if error.filename else ""
         print(f"nnfast: error: {where}{error.strerror or error}", file=sys.stderr)

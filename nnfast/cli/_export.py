@@ -37,12 +37,12 @@ def _import(module, package):
                                         f"pip install {package}") from None
 
 
-def run(args, parser):
+def run(args):
     """Export as ``args`` says; return the exit status."""
     if not args.onnx and not args.torch:
-        parser.error("give --onnx PATH, --torch PATH or both")
+        args.parser.error("give --onnx PATH, --torch PATH or both")
     if args.output != "raw" and not args.onnx:
-        parser.error("--output applies to --onnx")
+        args.parser.error("--output applies to --onnx")
     onnx_module = _import("nnfast.onnx", "onnx") if args.onnx else None
     torch_module = _import("nnfast.torch", "torch") if args.torch else None
     for path in (args.onnx, args.torch):
@@ -55,7 +55,7 @@ def run(args, parser):
     if onnx_module is not None:
         onnx_module.save_onnx(net, args.onnx, output=args.output)
         print(f"ONNX model written to {args.onnx} (input 'input': {len(model.features)} raw features "
-              f"{', '.join(model.features)})")
+              f"{', '.join(model.features)}, {net.dtype})")
     if torch_module is not None:
         import torch
 

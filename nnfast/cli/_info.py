@@ -54,7 +54,10 @@ def describe(model):
 def _optimizer_text(optimizer):
     if optimizer is None:
         return "none"
-    state = "no state yet" if optimizer.buffers is None else f"{optimizer.n_moments} moment buffer(s)"
+    if optimizer.n_moments == 0:
+        state = "no moment buffers"
+    else:
+        state = "no state yet" if optimizer.buffers is None else f"{optimizer.n_moments} moment buffer(s)"
     return f"{type(optimizer).__name__}(lr={optimizer.lr:g}), {optimizer.step_count:,} steps taken, {state}"
 
 

@@ -271,7 +271,8 @@ def run(args):
     n_out = len(metadata["classes"]) if loss == "cross_entropy" else 1
     net = nnfast.Net([len(features), *args.layers, n_out], activation=args.activation, loss=loss,
                      dtype=args.dtype, seed=args.seed)
-    print(f"training {len(features)}-{'-'.join(map(str, args.layers + [n_out]))} {args.activation} net "
+    kind = f"{args.activation} net" if args.layers else "linear model"
+    print(f"training {len(features)}-{'-'.join(map(str, args.layers + [n_out]))} {kind} "
           f"({net.n_params:,} parameters, {args.dtype}) on {len(train)} rows of {args.data}"
           + (f", validating on {len(val)}" if len(val) else ""), flush=True)
     start = time.perf_counter()
