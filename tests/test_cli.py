@@ -204,6 +204,18 @@ def test_npz_data(tmp_path):
     assert header == ["y"] and len(rows) == 50
 
 
+def test_an_npz_of_x_alone_feeds_a_csv_trained_model_by_position(iris_model, data_dir, tmp_path):
+    path, _ = iris_model
+    x, _ = iris_features(data_dir)
+    np.savez(tmp_path / "x.npz", x=x)
+    from_npz = run_here("predict", path, tmp_path / "x.npz")
+    from_csv = run_here("predict", path, data_dir / "iris.csv")
+    assert from_npz.returncode == 0 and from_npz.stdout == from_csv.stdout
+    np.savez(tmp_path / "x3.npz", x=x[:, :3])
+    assert_one_line_error(run_here("predict", path, tmp_path / "x3.npz"), tmp_path / "x3.npz",
+                          "its x has 3 columns, the model expects 4 features")
+
+
 def test_info_describes_the_model(iris_model):
     path, _ = iris_model
     out = run_cli("info", path, check_status=0).stdout

@@ -55,11 +55,14 @@ class Table:
         Each column, 1-d: unicode strings for a CSV, numbers for an ``.npz``.
     n_rows : int
     default_target : str or None
-        The target column when none is named: ``"y"`` for an ``.npz``.
+        The target column when none is named: ``"y"`` for an ``.npz`` that has one.
+    from_npz : bool
+        Whether the columns are an ``.npz``'s ``x`` (and ``y``), which have no names of their own.
     """
 
-    def __init__(self, path, names, columns, default_target=None):
+    def __init__(self, path, names, columns, default_target=None, from_npz=False):
         self.path = path
+        self.from_npz = from_npz
         self.names = list(names)
         self.columns = columns
         self.default_target = default_target
@@ -201,7 +204,7 @@ def _read_npz(path, data):
         columns["y"] = y
     if x.shape[0] == 0:
         raise DataError(path, "its 'x' has no rows")
-    return Table(path, list(columns), columns, default_target="y" if "y" in columns else None)
+    return Table(path, list(columns), columns, default_target="y" if "y" in columns else None, from_npz=True)
 
 
 def check_no_missing(table, name, role):
@@ -240,12 +243,9 @@ def numeric_columns(table, names, role="feature"):
     """
     matrix = np.empty((table.n_rows, len(names)))
     for index, name in enumerate(names):
+        check_no_missing(table, name, role)
         column = table.column(name, f"{role} column")
         if column.dtype.kind == "U":
-            missing = np.flatnonzero(np.isin(np.char.lower(column), list(MISSING)))
-            if missing.size:
-                raise DataError(table.path, f"{role} column {name!r} has a missing value in data row "
-                                            f"{missing[0] + 1} ({str(column[missing[0]])!r})")
             try:
                 matrix[:, index] = _to_float(column)
             except ValueError:

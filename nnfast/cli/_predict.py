@@ -53,7 +53,7 @@ def run(args):
                                     f"({model.metadata['target']!r})")
     table = read_table(args.data)
     features = model.features
-    if table.default_target == "y":  # an .npz: x's columns, by position
+    if table.from_npz:  # x's columns, by position
         names = [name for name in table.names if name != "y"]
         if len(names) != len(features):
             raise DataError(args.data, f"its x has {len(names)} columns, the model expects {len(features)} "
