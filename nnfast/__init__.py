@@ -5,7 +5,7 @@
 in plain NumPy, the specification every kernel is tested against.
 """
 try:
-    from nnfast import _checks  # noqa: F401  (the first compiled module anything imports)
+    from nnfast import _checks  # type: ignore[attr-defined]  # noqa: F401  (the first compiled module anything imports)
 except ImportError as error:  # pragma: no cover - depends on how nnfast was installed
     raise ImportError(
         "nnfast's compiled kernels are missing: this is probably its source tree, "

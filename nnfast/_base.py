@@ -16,12 +16,16 @@ lock for everything, which serializes all calls; ``nnfast.Net`` replaces
 it with a reader-writer lock (nnfast/_lock.pyx) under which readers run
 in parallel.
 """
+from __future__ import annotations
+
 import copy
 import math
 import threading
 from fractions import Fraction
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from nnfast import _memory, _progress, _random
 from nnfast._history import STEP_OK, DivergenceError, History, TrainingInterrupted
@@ -51,6 +55,12 @@ from nnfast._validation import (
 )
 from nnfast.optimizers import SGD, Optimizer
 from nnfast.schedules import Constant, Schedule
+
+if TYPE_CHECKING:
+    import os
+    import pathlib
+
+    from nnfast._typing import FloatArray, PathLike
 
 
 class BaseNet:
@@ -124,8 +134,10 @@ class BaseNet:
         Seed of the initialization; ``None`` draws fresh entropy.
     """
 
-    def __init__(self, layers, *, activation="relu", negative_slope=0.01, bias=True, loss="sse",
-                 l2=0.0, init="auto", init_std=0.01, dtype=np.float64, seed=None):
+    def __init__(self, layers: Sequence[int], *, activation: str | Sequence[str] = "relu",
+                 negative_slope: float = 0.01, bias: bool | Sequence[bool] = True, loss: str = "sse",
+                 l2: float = 0.0, init: str = "auto", init_std: float = 0.01, dtype: DTypeLike = np.float64,
+                 seed: int | None = None) -> None:
         self._layers = check_layers(layers)
         n_layers = len(self._layers) - 1
         self._activations = check_per_layer(
@@ -150,7 +162,7 @@ class BaseNet:
         self._params = np.empty(n_params, dtype=self._dtype)
         initialize(self._layout, self._params, check_seed(seed), self._init, self._init_std,
                    self._activations + ["identity"])
-        self.optimizer = None
+        self.optimizer: Optimizer | None = None
         self._make_runtime()
 
     # -- what is rebuilt rather than copied: locks, compiled bindings ------
@@ -198,46 +210,46 @@ class BaseNet:
     # -- description -------------------------------------------------------
 
     @property
-    def layers(self):
+    def layers(self) -> tuple[int, ...]:
         """tuple of int: the layer sizes, input first."""
         return self._layers
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[np.floating]:
         """numpy.dtype: float32 or float64, the precision of everything inside the net."""
         return self._dtype
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         """int: the number of trainable parameters (weights and biases)."""
         return self._layout.n_params
 
     @property
-    def activation(self):
+    def activation(self) -> list[str]:
         """list of str: each hidden layer's activation."""
         return list(self._activations)
 
     @property
-    def negative_slope(self):
+    def negative_slope(self) -> float:
         """float: the slope of ``"leaky_relu"`` for negative inputs."""
         return self._negative_slope
 
     @property
-    def bias(self):
+    def bias(self) -> list[bool]:
         """list of bool: whether each layer has a bias vector."""
         return list(self._bias)
 
     @property
-    def l2(self):
+    def l2(self) -> float:
         """float: the L2 penalty on the weights (see the class docstring)."""
         return self._l2
 
     @property
-    def loss_name(self):
+    def loss_name(self) -> str:
         """str: the training loss."""
         return self._loss_name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         activation = self._activations[0] if len(set(self._activations)) == 1 else self._activations
         bias = self._bias[0] if len(set(self._bias)) == 1 else self._bias
         return (
@@ -250,7 +262,7 @@ class BaseNet:
     # -- parameters --------------------------------------------------------
 
     @property
-    def parameters(self):
+    def parameters(self) -> FloatArray:
         """ndarray, shape (n_params,): all parameters in one vector, a copy.
 
         Layer after layer, each layer's weights (``(fan_in, fan_out)``, in C
@@ -262,13 +274,13 @@ class BaseNet:
             return self._params.copy()
 
     @parameters.setter
-    def parameters(self, values):
+    def parameters(self, values: ArrayLike) -> None:
         vector = check_parameter_array("parameters", values, (self.n_params,), self._dtype)
         with self._writing():
             self._params[...] = vector
 
     @property
-    def weights(self):
+    def weights(self) -> list[FloatArray]:
         """list of ndarray: each layer's weights, shaped ``(fan_in, fan_out)``.
 
         Reading returns copies: changing them does not change the net, and
@@ -280,14 +292,14 @@ class BaseNet:
             return [view.copy() for view in self._layout.weight_views(self._params)]
 
     @weights.setter
-    def weights(self, values):
+    def weights(self, values: Sequence[ArrayLike]) -> None:
         arrays = check_parameter_list("weights", values, self._layout.weight_shapes, self._dtype)
         with self._writing():
             for view, array in zip(self._layout.weight_views(self._params), arrays):
                 view[...] = array
 
     @property
-    def biases(self):
+    def biases(self) -> list[FloatArray]:
         """list of ndarray: the bias vector, shaped ``(fan_out,)``, of each layer that has one.
 
         Empty when no layer has a bias. Reading returns copies; assigning
@@ -297,13 +309,13 @@ class BaseNet:
             return [view.copy() for view in self._layout.bias_views(self._params)]
 
     @biases.setter
-    def biases(self, values):
+    def biases(self, values: Sequence[ArrayLike]) -> None:
         arrays = check_parameter_list("biases", values, self._layout.bias_shapes, self._dtype)
         with self._writing():
             for view, array in zip(self._layout.bias_views(self._params), arrays):
                 view[...] = array
 
-    def save(self, path):
+    def save(self, path: PathLike) -> pathlib.Path:
         """Write the net (architecture, parameters, optimizer and its state) to one ``.npz`` file.
 
         Atomic: the file at ``path`` is the old one or the new one, whatever
@@ -318,7 +330,8 @@ class BaseNet:
 
         return io.save(self, path)
 
-    def save_onnx(self, path, *, output="raw", opset=None):
+    def save_onnx(self, path: str | os.PathLike[str], *, output: str = "raw",
+                  opset: int | None = None) -> pathlib.Path:
         """Write the net as an ONNX model (``nnfast.onnx.to_onnx``) to ``path``, atomically, as ``save`` does.
 
         Needs the onnx package (``pip install nnfast[onnx]``).
@@ -334,10 +347,11 @@ class BaseNet:
 
     # -- evaluation --------------------------------------------------------
 
-    def _check_x(self, x, name="x"):
+    def _check_x(self, x: ArrayLike, name: str = "x") -> FloatArray:
         return check_features(x, self._layers[0], self._dtype, name)
 
-    def _check_data(self, x, y, names=("x", "y")):
+    def _check_data(self, x: ArrayLike, y: ArrayLike,
+                    names: tuple[str, str] = ("x", "y")) -> tuple[FloatArray, FloatArray]:
         x = self._check_x(x, names[0])
         y = check_targets(y, x.shape[0], self._layers[-1], self._dtype, self._loss_name, names[1], names[0])
         return x, y
@@ -348,7 +362,7 @@ class BaseNet:
             return None
         return check_sample_weight(sample_weight, x.shape[0], self._dtype)
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> FloatArray:
         """Return the network's output for ``x``: the raw outputs (logits, for
         the cross-entropy losses; see ``predict_proba``).
 
@@ -362,7 +376,7 @@ class BaseNet:
         """
         return self._predict(self._check_x(x))
 
-    def predict_proba(self, x):
+    def predict_proba(self, x: ArrayLike) -> FloatArray:
         """Return class probabilities: the softmax of the outputs for
         ``"cross_entropy"``, the sigmoid of each output for the binary losses.
 
@@ -380,7 +394,7 @@ class BaseNet:
             return np.where(logits >= 0, 1 / (1 + decay), decay / (1 + decay))
         raise ValueError(f"predict_proba needs a cross-entropy loss, but the net's loss is {self._loss_name!r}")
 
-    def predict_classes(self, x):
+    def predict_classes(self, x: ArrayLike) -> NDArray[np.intp]:
         """Return predicted classes: the most probable class ``(n,)`` for
         ``"cross_entropy"``; for the binary losses, 1 where an
         output's probability is >= 0.5, else 0, shaped ``(n,)`` for one
@@ -394,7 +408,7 @@ class BaseNet:
             return classes[:, 0] if classes.shape[1] == 1 else classes
         raise ValueError(f"predict_classes needs a cross-entropy loss, but the net's loss is {self._loss_name!r}")
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> tuple[FloatArray, list[FloatArray]]:
         """Run the forward pass and return the output and the hidden activations.
 
         Parameters
@@ -410,7 +424,7 @@ class BaseNet:
         """
         return self._forward(self._check_x(x))
 
-    def loss(self, x, y, sample_weight=None):
+    def loss(self, x: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Return the loss of the net on ``(x, y)`` as a float.
 
         Parameters
@@ -424,7 +438,8 @@ class BaseNet:
         x, y = self._check_data(x, y)
         return self._loss(x, y, self._check_weights(sample_weight, x))
 
-    def gradients(self, x, y, sample_weight=None):
+    def gradients(self, x: ArrayLike, y: ArrayLike,
+                  sample_weight: ArrayLike | None = None) -> tuple[list[FloatArray], list[FloatArray]]:
         """Return the gradient of the loss on ``(x, y)`` with respect to the parameters.
 
         ``sample_weight`` is as for ``loss``.
@@ -440,7 +455,8 @@ class BaseNet:
         flat = self._gradients(x, y, self._check_weights(sample_weight, x))[1]
         return self._layout.weight_views(flat), self._layout.bias_views(flat)
 
-    def loss_and_gradients(self, x, y, sample_weight=None):
+    def loss_and_gradients(self, x: ArrayLike, y: ArrayLike,
+                           sample_weight: ArrayLike | None = None) -> tuple[float, FloatArray]:
         """Return the loss on ``(x, y)`` and its gradient as one vector, from one pass.
 
         What ``loss`` and ``gradients`` return, computed together, with the
@@ -457,7 +473,7 @@ class BaseNet:
 
     # -- training ----------------------------------------------------------
 
-    def train_step(self, x, y, lr, sample_weight=None):
+    def train_step(self, x: ArrayLike, y: ArrayLike, lr: float, sample_weight: ArrayLike | None = None) -> float:
         """Take one plain SGD step on the whole of ``(x, y)`` and return the loss before it.
 
         ``params -= lr * gradient``; the net's optimizer is neither used nor
@@ -500,13 +516,16 @@ class BaseNet:
             raise TypeError(f"optimizer must be an nnfast.SGD, nnfast.Adam or nnfast.AdamW, got {optimizer!r}")
         return optimizer
 
-    def reset_optimizer(self):
+    def reset_optimizer(self) -> None:
         """Forget the optimizer's state (momentum, Adam moments, step count)."""
         with self._owning():
             if self.optimizer is not None:
                 self.optimizer.reset()
 
-    def _validation_split(self, x, y, weights, validation_data, validation_fraction, seed):
+    def _validation_split(
+        self, x: FloatArray, y: FloatArray, weights: FloatArray | None,
+        validation_data: tuple[ArrayLike, ArrayLike] | None, validation_fraction: float | None, seed: int | None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray | None]:
         """Return ``(x, y, weights, x_val, y_val)``: the training part (``weights`` may be
         None) and the validation data (None without validation)."""
         if validation_data is not None and validation_fraction is not None:
@@ -531,10 +550,13 @@ class BaseNet:
         val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
         return x[train], y[train], None if weights is None else weights[train], x[val], y[val]
 
-    def fit(self, x, y, *, epochs, lr=None, optimizer=None, schedule=None, batch_size=None,
-            shuffle=True, seed=None, validation_data=None, validation_fraction=None,
-            early_stopping=False, patience=10, min_delta=0.0, verbose=False, callback=None,
-            sample_weight=None, order=None):
+    def fit(self, x: ArrayLike, y: ArrayLike, *, epochs: int, lr: float | None = None,
+            optimizer: Optimizer | None = None, schedule: Schedule | None = None, batch_size: int | None = None,
+            shuffle: bool = True, seed: int | None = None,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None, validation_fraction: float | None = None,
+            early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0, verbose: bool | int = False,
+            callback: Callable[[int, History], object] | None = None, sample_weight: ArrayLike | None = None,
+            order: ArrayLike | None = None) -> History:
         """Train the net and return the record of every step and epoch.
 
         Each epoch splits the samples into consecutive batches of
@@ -698,8 +720,9 @@ class BaseNet:
         """Bytes of scratch the arithmetic needs for ``rows`` rows (0 where it is not known)."""
         return 0
 
-    def partial_fit(self, x, y, *, lr=None, optimizer=None, batch_size=None, shuffle=True, seed=None,
-                    sample_weight=None):
+    def partial_fit(self, x: ArrayLike, y: ArrayLike, *, lr: float | None = None, optimizer: Optimizer | None = None,
+                    batch_size: int | None = None, shuffle: bool = True, seed: int | None = None,
+                    sample_weight: ArrayLike | None = None) -> History:
         """Train one more epoch on ``(x, y)``, keeping the optimizer's state (online learning).
 
         The same as ``fit(x, y, epochs=1, ...)``: with neither ``lr`` nor

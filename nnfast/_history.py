@@ -1,5 +1,14 @@
 """What ``fit`` returns, and the errors it raises when training diverges or is interrupted."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    import matplotlib.axes
+    import pandas
 
 # Status codes shared by the reference and the compiled kernels.
 STEP_OK = 0
@@ -36,8 +45,10 @@ class History:
         Whether early stopping or the callback ended training before ``epochs``.
     """
 
-    def __init__(self, loss, epochs, steps_per_epoch, epoch_loss=None, val_loss=None,
-                 val_accuracy=None, best_epoch=None, stopped_early=False, epoch_penalty=None):
+    def __init__(self, loss: ArrayLike, epochs: int, steps_per_epoch: int, epoch_loss: ArrayLike | None = None,
+                 val_loss: NDArray[np.float64] | None = None, val_accuracy: NDArray[np.float64] | None = None,
+                 best_epoch: int | None = None, stopped_early: bool = False,
+                 epoch_penalty: ArrayLike | None = None) -> None:
         self.loss = np.asarray(loss, dtype=np.float64)
         self.epoch_loss = np.asarray([] if epoch_loss is None else epoch_loss, dtype=np.float64)
         self.epoch_penalty = (np.zeros_like(self.epoch_loss) if epoch_penalty is None
@@ -49,7 +60,7 @@ class History:
         self.best_epoch = best_epoch
         self.stopped_early = stopped_early
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The record as plain Python values (lists of floats, ints, bools, None): JSON-ready."""
         def listed(values):
             return None if values is None else [float(v) for v in values]
@@ -61,7 +72,7 @@ class History:
                     best_epoch=None if self.best_epoch is None else int(self.best_epoch),
                     stopped_early=bool(self.stopped_early))
 
-    def to_frame(self):
+    def to_frame(self) -> pandas.DataFrame:
         """The per-epoch record as a pandas DataFrame, indexed by epoch (from 1).
 
         Columns ``loss`` (the epoch loss), ``penalty``, and ``val_loss`` and
@@ -79,7 +90,7 @@ class History:
                 columns[name] = getattr(self, name)
         return pandas.DataFrame(columns, index=pandas.RangeIndex(1, self.epochs + 1, name="epoch"))
 
-    def plot(self, ax=None, *, log=False):
+    def plot(self, ax: matplotlib.axes.Axes | None = None, *, log: bool = False) -> matplotlib.axes.Axes:
         """Draw the loss curves with matplotlib and return the Axes.
 
         The training loss of every step (thin), the training and validation
@@ -102,7 +113,7 @@ class History:
 
         return plot_history(self, ax, log)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         last = f", last loss={self.loss[-1]:.6g}" if len(self.loss) else ""
         if self.val_loss is not None and len(self.val_loss):
             last += f", last val_loss={self.val_loss[-1]:.6g}"
@@ -117,7 +128,7 @@ class DivergenceError(FloatingPointError):
     including the failing one.
     """
 
-    def __init__(self, status, step, lr, history=None):
+    def __init__(self, status: int, step: int, lr: float, history: History | None = None) -> None:
         what = "the loss" if status == LOSS_NOT_FINITE else "the updated parameters"
         super().__init__(
             f"training diverged at step {step}: {what} became NaN or infinite. "
@@ -137,7 +148,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     losses of every step and epoch completed.
     """
 
-    def __init__(self, steps, history, reason=""):
+    def __init__(self, steps: int, history: History, reason: str = "") -> None:
         super().__init__(
             (f"{reason}: " if reason else "")
             + f"training was interrupted after {steps} steps ({history.epochs} whole epochs); "

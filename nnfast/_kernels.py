@@ -25,7 +25,7 @@ BEST : Kernels
 import os
 from typing import NamedTuple
 
-from nnfast import _checks, _dense, _fastpath, _fit
+from nnfast import _checks, _dense, _fastpath, _fit  # type: ignore[attr-defined]  # compiled: no stubs
 
 _CHOICES = ("auto", "baseline", "avx2")
 # Nets whose widest layer is at most this stay on the baseline under "auto".

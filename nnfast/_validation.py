@@ -4,14 +4,20 @@ Every check either returns a value the kernels can trust (right dtype,
 C-contiguous, right shape, finite) or raises ``TypeError``/``ValueError``
 with a message of the form ``<name> must be <constraint>, got <value>``.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import operator
 from collections.abc import Mapping, Set
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nnfast._kernels import checks
+
+if TYPE_CHECKING:
+    from nnfast._typing import FloatArray
 
 # BLAS takes 32-bit sizes; larger dimensions would wrap around silently.
 MAX_DIMENSION = 2**31 - 1
@@ -352,7 +358,7 @@ def one_hot(name, labels, n_out, dtype):
     return y
 
 
-def check_targets(y, n_samples, n_out, dtype, loss="sse", name="y", x_name="x"):
+def check_targets(y, n_samples, n_out, dtype, loss="sse", name="y", x_name="x") -> FloatArray:
     """Return ``y`` as a ``(n_samples, n_out)`` array of ``dtype``, as ``loss`` reads it.
 
     A 1-D ``y`` of length ``n_samples`` is accepted when ``n_out == 1``. For

@@ -21,17 +21,28 @@ The shuffle seed of member ``i`` in the ``k``-th call of ``fit`` (``k`` from
 or, with ``seeds``, ``s_i`` (and ``i`` then 0). ``init_seeds`` and
 ``fit_seeds`` (of the last ``fit``) hold them.
 """
+from __future__ import annotations
+
 import concurrent.futures
 import contextlib
 import os
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from nnfast import _training
 from nnfast._history import DivergenceError, TrainingInterrupted
 from nnfast._validation import check_int, check_seed
 from nnfast.net import Net
 from nnfast.optimizers import SGD, Optimizer
+
+if TYPE_CHECKING:
+    import pathlib
+
+    from nnfast._base import BaseNet
+    from nnfast._history import History
+    from nnfast._typing import FloatArray, PathLike
 
 __all__ = ["Ensemble", "BaseEnsemble", "CrossValidation", "cross_validate"]
 
@@ -70,10 +81,12 @@ class BaseEnsemble:
         What the last ``fit`` returned.
     """
 
-    _net_class = None  # the member class: nnfast.Net or nnfast.reference.Net
+    # The member class: nnfast.Net or nnfast.reference.Net.
+    _net_class: type[BaseNet] = None  # type: ignore[assignment]
     _parallel = True  # whether members fit on threads of their own
 
-    def __init__(self, layers, *, n_members=None, seed=None, seeds=None, **net_kwargs):
+    def __init__(self, layers: Sequence[int], *, n_members: int | None = None, seed: int | None = None,
+                 seeds: Sequence[int] | None = None, **net_kwargs: Any) -> None:
         if seeds is not None:
             if seed is not None:
                 raise ValueError("give seed or seeds, not both")
@@ -94,25 +107,27 @@ class BaseEnsemble:
             self._seed_bases = [(base, i) for i in range(n_members)]
             self.init_seeds = [_derived_seed(base, i, 0) for i in range(n_members)]
         self.members = [self._net_class(layers, seed=s, **net_kwargs) for s in self.init_seeds]
-        self.fit_seeds = None
+        self.fit_seeds: list[int] | None = None
         self.diverged = [False] * len(self.members)
-        self.histories = None
+        self.histories: list[History] | None = None
         self._fits = 0
 
     @property
-    def n_members(self):
+    def n_members(self) -> int:
         """int: the number of members."""
         return len(self.members)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         first = repr(self.members[0])
         return f"{type(self).__module__}.{type(self).__name__}({first}, n_members={self.n_members})"
 
     # -- training ----------------------------------------------------------
 
-    def fit(self, x, y, *, epochs, lr=None, optimizer=None, weight_decay=None, momentum=None,
-            sample_weight=None, bootstrap=False, validate_held_out=False, seeds=None, n_threads=None,
-            **fit_kwargs):
+    def fit(self, x: ArrayLike, y: ArrayLike, *, epochs: int, lr: float | Sequence[float] | None = None,
+            optimizer: Optimizer | None = None, weight_decay: float | Sequence[float] | None = None,
+            momentum: float | Sequence[float] | None = None, sample_weight: ArrayLike | None = None,
+            bootstrap: bool = False, validate_held_out: bool = False, seeds: Sequence[int] | None = None,
+            n_threads: int | None = None, **fit_kwargs: Any) -> list[History]:
         """Fit every member and return their histories.
 
         Member ``i`` runs ``members[i].fit(x, y, epochs=epochs,
@@ -184,14 +199,14 @@ class BaseEnsemble:
         n_samples = x.shape[0]
         self.fit_seeds = self._fit_seeds(seeds)
         weights = self._member_weights(sample_weight, bootstrap, n_samples)
-        validation = [{}] * n_members
+        validation: list[dict[str, Any]] = [{}] * n_members
         if validate_held_out:
             if "validation_data" in fit_kwargs or "validation_fraction" in fit_kwargs:
                 raise ValueError("validate_held_out gives each member its own validation data: "
                                  "not with validation_data or validation_fraction")
             validation = [self._held_out(i, w, x, y) for i, w in enumerate(weights)]
         n_threads = self._thread_count(n_threads)
-        histories = [None] * n_members
+        histories: list[Any] = [None] * n_members  # each None until its member's fit returns
         diverged = [False] * n_members
         flag = np.zeros(1, dtype=np.uint8)
 
@@ -339,7 +354,7 @@ class BaseEnsemble:
             return max(1, min(cpus, self.n_members))
         return min(check_int("n_threads", n_threads, 1), self.n_members)
 
-    def save(self, path):
+    def save(self, path: PathLike) -> pathlib.Path:
         """Write the ensemble (every member, its optimizer and state, and the seeds) to one ``.npz`` file.
 
         Atomic, as ``nnfast.Net.save``; ``nnfast.load(path)`` reads it back
@@ -356,21 +371,21 @@ class BaseEnsemble:
 
     # -- predictions -------------------------------------------------------
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> FloatArray:
         """Every member's ``predict(x)``, stacked: shape ``(n_members, n_samples, layers[-1])``."""
         x = self.members[0]._check_x(x)
         return np.stack([member.predict(x) for member in self.members])
 
-    def predict_proba(self, x):
+    def predict_proba(self, x: ArrayLike) -> FloatArray:
         """Every member's ``predict_proba(x)``, stacked: shape ``(n_members, n_samples, layers[-1])``."""
         x = self.members[0]._check_x(x)
         return np.stack([member.predict_proba(x) for member in self.members])
 
-    def predict_mean(self, x):
+    def predict_mean(self, x: ArrayLike) -> FloatArray:
         """The members' mean ``predict(x)``: shape ``(n_samples, layers[-1])``."""
         return self.predict(x).mean(axis=0)
 
-    def predict_std(self, x):
+    def predict_std(self, x: ArrayLike) -> FloatArray:
         """The standard deviation of the members' ``predict(x)`` (``ddof=0``): their spread."""
         return self.predict(x).std(axis=0)
 
@@ -390,6 +405,11 @@ class CrossValidation:
         Each member's validation loss on its fold after the last epoch.
     """
 
+    ensemble: BaseEnsemble
+    histories: list[History]
+    folds: list[NDArray[np.intp]]
+    val_loss: NDArray[np.float64]
+
     def __init__(self, ensemble, histories, folds):
         self.ensemble = ensemble
         self.histories = histories
@@ -398,16 +418,18 @@ class CrossValidation:
                                   for h in histories])
 
     @property
-    def mean_val_loss(self):
+    def mean_val_loss(self) -> float:
         """float: the mean of ``val_loss`` over the folds."""
         return float(self.val_loss.mean())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"CrossValidation(folds={len(self.folds)}, mean_val_loss={self.mean_val_loss:.6g})"
 
 
-def cross_validate(layers, x, y, *, folds=5, epochs, seed=None, net_options=None, sample_weight=None,
-                   ensemble_class=None, **fit_kwargs):
+def cross_validate(layers: Sequence[int], x: ArrayLike, y: ArrayLike, *, folds: int = 5, epochs: int,
+                   seed: int | None = None, net_options: Mapping[str, Any] | None = None,
+                   sample_weight: ArrayLike | None = None, ensemble_class: type[BaseEnsemble] | None = None,
+                   **fit_kwargs: Any) -> CrossValidation:
     """k-fold cross-validation of one architecture, as one ``Ensemble.fit``.
 
     The rows are dealt into ``folds`` folds of (nearly) equal size in the
@@ -473,7 +495,7 @@ def _blas_on_one_thread():
 
 
 class Ensemble(BaseEnsemble):
-    __doc__ = BaseEnsemble.__doc__.replace("(use ``nnfast.Ensemble``)", "of ``nnfast.Net``, fitted on threads at once")
+    __doc__ = BaseEnsemble.__doc__.replace("(use ``nnfast.Ensemble``)", "of ``nnfast.Net``, fitted on threads at once")  # type: ignore[union-attr]
     _net_class = Net
 
 

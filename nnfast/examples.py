@@ -1,13 +1,16 @@
 """Built-in example problems."""
+from __future__ import annotations
+
 from collections import namedtuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 SeedProblem = namedtuple("SeedProblem", "x y weights layers lr epochs")
 SeedProblem.__doc__ = """The seed notebook's problem; see ``seed_problem``."""
 
 
-def seed_problem():
+def seed_problem() -> SeedProblem:
     """The problem of the notebook nnfast started from.
 
     A 3-3-1 ReLU network without biases, trained with the sum of squared
@@ -38,7 +41,8 @@ def seed_problem():
     return SeedProblem(x, y, weights, (3, 3, 1), 1e-3, 500)
 
 
-def spirals(n_per_class=200, noise=0.2, seed=0):
+def spirals(n_per_class: int = 200, noise: float = 0.2,
+            seed: int | None = 0) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
     """Two interleaved spirals in the plane: a small, not linearly separable classification set.
 
     Parameters

@@ -91,6 +91,8 @@ finite floats or unicode strings. Files without metadata are exactly as
 before; an nnfast that predates metadata refuses a file with some as
 having "unexpected entries". ``load`` ignores the metadata.
 """
+from __future__ import annotations
+
 import errno
 import math
 import os
@@ -99,6 +101,7 @@ import re
 import secrets
 import stat
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -106,6 +109,11 @@ from nnfast._npz import Archive
 from nnfast._npz import Invalid as _Invalid
 from nnfast._validation import ACTIVATIONS, INITS, LOSSES, check_layers
 from nnfast.optimizers import SGD, Adam, AdamW
+
+if TYPE_CHECKING:  # the net and ensemble modules import this one
+    from nnfast._base import BaseNet
+    from nnfast._typing import PathLike
+    from nnfast.ensemble import BaseEnsemble
 
 __all__ = ["save", "load", "load_with_metadata", "PathNotFoundError", "PathIsADirectoryError", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -288,7 +296,8 @@ def _state_problem(kind, step_count, buffers):
 # -- save --------------------------------------------------------------------
 
 
-def save(net, path, *, metadata=None):
+def save(net: BaseNet | BaseEnsemble, path: PathLike, *,
+         metadata: Mapping[str, Any] | None = None) -> pathlib.Path:
     """Write ``net`` (or an ensemble) to the ``.npz`` file ``path``, atomically.
 
     The file is written at exactly ``path``: unlike ``numpy.savez``, no
@@ -566,7 +575,7 @@ def _remove_quietly(path):
         pass
 
 
-def write_atomically(path, write):
+def write_atomically(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Replace the file at ``path`` with what ``write(file)`` writes to a binary file, atomically.
 
     Through a temporary file in the same directory, as ``save`` describes.
@@ -612,7 +621,7 @@ def _fsync_directory(directory):
 # -- load --------------------------------------------------------------------
 
 
-def load(path):
+def load(path: PathLike) -> BaseNet | BaseEnsemble:
     """Read a net (or an ensemble) written by ``save``.
 
     The net is rebuilt as its recorded class with its recorded options (and
@@ -670,7 +679,7 @@ def load(path):
     return _load(path)[0]
 
 
-def load_with_metadata(path):
+def load_with_metadata(path: PathLike) -> tuple[BaseNet | BaseEnsemble, dict[str, Any]]:
     """Read a net written by ``save`` and the metadata saved with it.
 
     Parameters
@@ -748,7 +757,7 @@ class _WithoutMetadata:
         return self._archive.read(name)
 
 
-def open_regular_file(name, what="nnfast file"):
+def open_regular_file(name: str, what: str = "nnfast file") -> tuple[int, int]:
     """Open ``name`` for reading if it is a regular file; return the descriptor and the file's size.
 
     Anything else raises the exceptions ``load`` documents, the

@@ -1,15 +1,24 @@
 """``nnfast.Net``: the compiled network."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from nnfast import _kernels, _memory
 from nnfast._base import BaseNet
 from nnfast._validation import LOSSES
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from nnfast._typing import FloatArray
+
 __all__ = ["Net"]
 
 
 class Net(BaseNet):
-    __doc__ = BaseNet.__doc__.replace(
+    __doc__ = BaseNet.__doc__.replace(  # type: ignore[union-attr]  # None only under python -OO
         "(shared interface; use a subclass)",
         "trained and run by compiled kernels.\n\n    "
         "Same interface and results as ``nnfast.reference.Net``, the NumPy\n    "
@@ -46,13 +55,13 @@ class Net(BaseNet):
             return x, y if y.ndim == 2 else y.reshape(-1, 1)
         return super()._check_data(x, y, names)
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> FloatArray:
         out = self._fast.predict(x)
         return super().predict(x) if out is None else out
 
     predict.__doc__ = BaseNet.predict.__doc__
 
-    def train_step(self, x, y, lr, sample_weight=None):
+    def train_step(self, x: ArrayLike, y: ArrayLike, lr: float, sample_weight: ArrayLike | None = None) -> float:
         loss = None if sample_weight is not None else self._fast.train_step(x, y, lr)
         return super().train_step(x, y, lr, sample_weight) if loss is None else loss
 

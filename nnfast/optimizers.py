@@ -11,7 +11,12 @@ state over (give each net its own). The update formulas below are
 those of PyTorch's documentation; ``nnfast.reference`` implements them in
 NumPy and the compiled loop identically.
 """
+from __future__ import annotations
+
+from typing import Any, Callable
+
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from nnfast._validation import check_choice, check_in_interval
 
@@ -46,32 +51,35 @@ class Optimizer:
         Adam's first and second moments; none for plain SGD.
     """
 
-    code = None
+    code: int | None = None
+    buffers: NDArray[np.floating[Any]] | None
+    # Each subclass's hyper-parameters by name, for repr.
+    _fields: Callable[[], dict[str, Any]]
 
-    def __init__(self, lr, weight_decay):
+    def __init__(self, lr: float, weight_decay: float) -> None:
         self.lr = check_in_interval("lr", lr, 0.0, low_open=True)
         self.weight_decay = check_in_interval("weight_decay", weight_decay, 0.0)
         self.reset()
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         self._lr = check_in_interval("lr", value, 0.0, low_open=True)
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the state: the next update starts as the first one did."""
         self.step_count = 0
         self.buffers = None
 
     @property
-    def step_count(self):
+    def step_count(self) -> int:
         return int(self._step_counter[0])
 
     @step_count.setter
-    def step_count(self, value):
+    def step_count(self, value: int) -> None:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"step_count must be an int, got {value!r}")
         # As nnfast.io's bound: beyond 2**53 the float64 the bias correction
@@ -102,7 +110,7 @@ class Optimizer:
             self.step_count = step_count
 
     @property
-    def n_moments(self):
+    def n_moments(self) -> int:
         """int: how many moment buffers, each shaped like the parameters, the updates keep."""
         raise NotImplementedError
 
@@ -117,12 +125,12 @@ class Optimizer:
                 "call reset() or use a new one"
             )
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> NDArray[np.float64]:
         """The hyper-parameters as the kernels read them: float64 [code, momentum,
         nesterov, weight_decay, beta1, beta2, eps, style code]."""
         raise NotImplementedError
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self._fields().items())
         return f"nnfast.{type(self).__name__}({fields})"
 
@@ -164,7 +172,8 @@ class SGD(Optimizer):
 
     code = SGD_CODE
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, style="torch"):
+    def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+                 style: str = "torch") -> None:
         self.style = check_style(style)
         self.momentum = check_in_interval("momentum", momentum, 0.0, 1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
@@ -175,14 +184,14 @@ class SGD(Optimizer):
         super().__init__(lr, weight_decay)
 
     @property
-    def n_moments(self):
+    def n_moments(self) -> int:
         return 1 if self.momentum != 0 else 0
 
     def _fields(self):
         return dict(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay,
                     style=self.style)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> NDArray[np.float64]:
         return np.array([self.code, self.momentum, self.nesterov, self.weight_decay, 0, 0, 0,
                          STYLES.index(self.style)], dtype=np.float64)
 
@@ -217,7 +226,8 @@ class Adam(Optimizer):
 
     code = ADAM_CODE
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, style="torch"):
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, style: str = "torch") -> None:
         self.style = check_style(style)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
@@ -232,7 +242,7 @@ class Adam(Optimizer):
         return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
                     style=self.style)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> NDArray[np.float64]:
         beta1, beta2 = self.betas
         return np.array([self.code, 0, 0, self.weight_decay, beta1, beta2, self.eps, STYLES.index(self.style)],
                         dtype=np.float64)
@@ -255,7 +265,8 @@ class AdamW(Adam):
 
     code = ADAMW_CODE
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
         super().__init__(lr, betas, eps, weight_decay)
 
     def _fields(self):

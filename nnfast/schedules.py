@@ -4,7 +4,12 @@ A schedule turns the optimizer's base learning rate into one learning rate
 per epoch of a ``fit`` call; epochs count from 0 in every call. The values
 are computed here, once, and the compiled loop reads them.
 """
+from __future__ import annotations
+
+from typing import Callable
+
 import numpy as np
+from numpy.typing import NDArray
 
 from nnfast._validation import check_in_interval
 
@@ -14,11 +19,14 @@ __all__ = ["Constant", "StepDecay", "ExponentialDecay", "CosineAnnealing"]
 class Schedule:
     """Base class: ``learning_rates(base_lr, epochs)`` gives the per-epoch rates."""
 
-    def learning_rates(self, base_lr, epochs):
+    # Each subclass's rates of the given (float64) epoch numbers.
+    _rates: Callable[[float, NDArray[np.float64]], NDArray[np.float64]]
+
+    def learning_rates(self, base_lr: float, epochs: int) -> NDArray[np.float64]:
         """Return a float64 array of the learning rates of epochs ``0 .. epochs-1``."""
         return self._rates(float(base_lr), np.arange(epochs, dtype=np.float64))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"nnfast.schedules.{type(self).__name__}({fields})"
 
@@ -26,7 +34,7 @@ class Schedule:
 class Constant(Schedule):
     """The base learning rate in every epoch."""
 
-    def learning_rates(self, base_lr, epochs):
+    def learning_rates(self, base_lr: float, epochs: int) -> NDArray[np.float64]:
         return np.full(epochs, float(base_lr))
 
 
@@ -41,7 +49,7 @@ class StepDecay(Schedule):
         Factor per decay, in (0, 1].
     """
 
-    def __init__(self, step_size, gamma=0.1):
+    def __init__(self, step_size: int, gamma: float = 0.1) -> None:
         self.step_size = check_in_interval("step_size", step_size, 1, integer=True)
         self.gamma = check_in_interval("gamma", gamma, 0.0, 1.0, low_open=True)
 
@@ -58,7 +66,7 @@ class ExponentialDecay(Schedule):
         Factor per epoch, in (0, 1].
     """
 
-    def __init__(self, gamma):
+    def __init__(self, gamma: float) -> None:
         self.gamma = check_in_interval("gamma", gamma, 0.0, 1.0, low_open=True)
 
     def _rates(self, base_lr, epoch):
@@ -80,7 +88,7 @@ class CosineAnnealing(Schedule):
         The smallest learning rate, >= 0.
     """
 
-    def __init__(self, t_max, eta_min=0.0):
+    def __init__(self, t_max: int, eta_min: float = 0.0) -> None:
         self.t_max = check_in_interval("t_max", t_max, 1, integer=True)
         self.eta_min = check_in_interval("eta_min", eta_min, 0.0)
 
