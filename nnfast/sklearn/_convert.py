@@ -8,6 +8,8 @@ the solver's state, translated between scikit-learn's optimizer objects
 (lists of arrays, weights then biases) and nnfast's (one flat vector per
 moment, layer after layer).
 """
+from __future__ import annotations
+
 import copy
 
 import numpy as np
@@ -23,7 +25,9 @@ _PRIVATE_STATE = ("_label_binarizer", "_no_improvement_count", "_best_coefs", "_
 _PAIRS = ((neural_network.MLPClassifier, MLPClassifier), (neural_network.MLPRegressor, MLPRegressor))
 
 
-def from_sklearn(estimator):
+def from_sklearn(
+    estimator: neural_network.MLPClassifier | neural_network.MLPRegressor,
+) -> MLPClassifier | MLPRegressor:
     """Return nnfast's estimator for a fitted scikit-learn ``MLPClassifier`` or ``MLPRegressor``.
 
     The result has the same parameters and fitted attributes and predicts
@@ -56,7 +60,9 @@ def from_sklearn(estimator):
     return converted
 
 
-def to_sklearn(estimator):
+def to_sklearn(
+    estimator: MLPClassifier | MLPRegressor,
+) -> neural_network.MLPClassifier | neural_network.MLPRegressor:
     """Return scikit-learn's ``MLPClassifier`` or ``MLPRegressor`` for a fitted nnfast estimator.
 
     The inverse of ``from_sklearn``: the same parameters, fitted

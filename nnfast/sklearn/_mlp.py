@@ -21,24 +21,43 @@ the verbose messages and the warnings.
 Where the result can differ from scikit-learn's, the class docstrings say
 so (section "Differences from scikit-learn").
 """
+from __future__ import annotations
+
 import warnings
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse
 from sklearn import neural_network as _sk_mlp
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 import nnfast
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+    from typing_extensions import Self
+
+    from nnfast._typing import FloatArray
+
+    # scikit-learn has no type hints: to mypy, its decorators would turn the
+    # methods they wrap into Any. These say that they keep their signatures.
+    _Method = TypeVar("_Method", bound=Callable[..., Any])
+
+    def _fit_context(*, prefer_skip_nested_validation: bool) -> Callable[[_Method], _Method]: ...
+
+    def available_if(check: Callable[[Any], object]) -> Callable[[_Method], _Method]: ...
+else:
+    from sklearn.base import _fit_context
+    from sklearn.utils.metaestimators import available_if
 
 try:  # scikit-learn passes iprint only to SciPy versions that still take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -548,7 +567,7 @@ class _BaseMLP(BaseEstimator):
         net.parameters = result.x
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike | scipy.sparse.spmatrix, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Fit the model to the data matrix ``X`` and the targets ``y``.
 
         Parameters
@@ -780,11 +799,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     array([0, 0, 0])
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,), activation: str = "relu", *,
+                 solver: str = "adam",
+                 alpha: float = 0.0001, batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None, tol: float = 1e-4, verbose: bool = False,
+                 warm_start: bool = False, momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int = 10,
+                 max_fun: int = 15000) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -830,7 +853,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y_pred = y_pred.ravel()
         return _inverse_binarize(self._label_binarizer, y_pred)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike | scipy.sparse.spmatrix) -> NDArray[Any]:
         """Predict the classes of ``X``.
 
         Parameters
@@ -846,7 +869,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: ArrayLike | scipy.sparse.spmatrix, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None) -> Self:
         """Update the model with one epoch over ``(X, y)`` ('sgd' and 'adam' only).
 
         Parameters
@@ -869,7 +893,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer.fit(classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike | scipy.sparse.spmatrix) -> FloatArray:
         """Return the log of the class probabilities, ``log(predict_proba(X))``.
 
         Parameters
@@ -883,7 +907,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike | scipy.sparse.spmatrix) -> FloatArray:
         """Return the probability of each class (columns in the order of ``classes_``).
 
         Parameters
@@ -947,12 +971,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: dict = dict(_sk_mlp.MLPRegressor._parameter_constraints)
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
-                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-                 warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 max_fun=15000):
+    def __init__(self, loss: str = "squared_error", hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: str = "relu", *, solver: str = "adam",
+                 alpha: float = 0.0001, batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None, tol: float = 1e-4, verbose: bool = False,
+                 warm_start: bool = False, momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int = 10,
+                 max_fun: int = 15000) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -975,7 +1002,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _predict_from_output(self, y_pred):
         return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike | scipy.sparse.spmatrix) -> FloatArray:
         """Predict the targets of ``X``.
 
         Parameters
@@ -990,7 +1017,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: ArrayLike | scipy.sparse.spmatrix, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None) -> Self:
         """Update the model with one epoch over ``(X, y)`` ('sgd' and 'adam' only).
 
         Parameters
