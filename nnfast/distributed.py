@@ -9,7 +9,12 @@ back into ``ensemble``: the same members, bit for bit, that
 
 Dask is an optional dependency of nnfast: ``pip install nnfast[dask]``.
 """
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 try:
     import distributed
@@ -23,11 +28,14 @@ from nnfast.ensemble import BaseEnsemble
 
 __all__ = ["fit_ensemble"]
 
+_Ensemble = TypeVar("_Ensemble", bound=BaseEnsemble)
+
 # Ensemble.fit's arguments that hold one value per member.
 _PER_MEMBER = ("lr", "weight_decay", "momentum")
 
 
-def fit_ensemble(client, ensemble, x, y, *, n_parts=None, **fit_kwargs):
+def fit_ensemble(client: distributed.Client, ensemble: _Ensemble, x: ArrayLike, y: ArrayLike, *,
+                 n_parts: int | None = None, **fit_kwargs: Any) -> _Ensemble:
     """Fit ``ensemble``'s members on the workers of ``client``'s cluster; return ``ensemble``.
 
     Parameters

@@ -11,8 +11,11 @@ from a scikit-learn MLP.
 ONNX is an optional dependency of nnfast: ``pip install nnfast[onnx]``
 installs it with onnxruntime.
 """
+from __future__ import annotations
+
 import os
 import pathlib
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -27,6 +30,12 @@ except ImportError as error:
 
 from nnfast._base import BaseNet
 from nnfast._validation import BINARY_LOSSES, check_choice
+
+if TYPE_CHECKING:
+    from nnfast.net import Net
+
+# What from_onnx reads: a model, its serialized bytes, or the path of a file.
+ModelSource = Union[onnx.ModelProto, bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 
 __all__ = ["to_onnx", "from_onnx", "save_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
 
@@ -44,7 +53,7 @@ _ELEMENT_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64):
 _PROTOBUF_LIMIT = 2**31 - 1
 
 
-def to_onnx(net, *, output="raw", opset=None):
+def to_onnx(net: BaseNet, *, output: str = "raw", opset: int | None = None) -> onnx.ModelProto:
     """Return ``net`` as an ONNX model.
 
     The model has one input, ``"input"``, of shape ``(batch, layers[0])``
@@ -125,6 +134,7 @@ def to_onnx(net, *, output="raw", opset=None):
                 value = graph.node("Squeeze", [value, axes], "classes.squeeze")
     output_name = OUTPUT_NAMES[output]
     graph.rename_last(output_name)
+    shape: list[str | int]
     if output == "classes":
         shape, element = (["batch"] if last == 1 or loss == "cross_entropy" else ["batch", last]), TensorProto.INT64
     else:
@@ -145,7 +155,7 @@ def to_onnx(net, *, output="raw", opset=None):
     return model
 
 
-def save_onnx(net, path, **options):
+def save_onnx(net: BaseNet, path: str | os.PathLike[str], **options: Any) -> pathlib.Path:
     """Write ``to_onnx(net, **options)`` to ``path``, atomically, as ``nnfast.save`` writes.
 
     Returns
@@ -225,7 +235,7 @@ _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Cast")
 _ACTIVATION_OPS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
 
 
-def from_onnx(model, *, loss=None):
+def from_onnx(model: ModelSource, *, loss: str | None = None) -> Net:
     """Read an MLP from an ONNX model into an ``nnfast.Net``.
 
     The graph must be a chain from its one input through layers and
@@ -280,7 +290,7 @@ def from_onnx(model, *, loss=None):
     return reader.net(loss)
 
 
-def _read_model(model):
+def _read_model(model: ModelSource) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, (bytes, bytearray, memoryview)):
@@ -298,7 +308,7 @@ def _read_model(model):
     return model
 
 
-def _parse_model(data, where):
+def _parse_model(data: bytes, where: str) -> onnx.ModelProto:
     try:
         return onnx.load_model_from_string(data)
     except Exception as error:  # protobuf's DecodeError, which onnx does not re-export

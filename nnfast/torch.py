@@ -13,7 +13,10 @@ transpose (and copy), so the two sides never share memory.
 PyTorch is an optional dependency of nnfast, not installed with it:
 ``pip install torch``.
 """
-from collections.abc import Mapping
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +26,9 @@ except ImportError as error:
     raise ImportError("nnfast.torch needs PyTorch, which is not installed: pip install torch") from error
 
 from nnfast._base import BaseNet
+
+if TYPE_CHECKING:
+    from nnfast.net import Net
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -39,7 +45,7 @@ _FROM_MODULE = {torch.nn.ReLU: "relu", torch.nn.LeakyReLU: "leaky_relu", torch.n
 _PASS_THROUGH = (torch.nn.Identity, torch.nn.Dropout, torch.nn.Flatten)
 
 
-def to_torch(net):
+def to_torch(net: BaseNet) -> torch.nn.Sequential:
     """Return ``net`` as a ``torch.nn.Sequential`` computing ``net.predict``.
 
     One ``torch.nn.Linear`` per layer, of the net's dtype, holding the
@@ -62,9 +68,9 @@ def to_torch(net):
         raise TypeError(f"net must be an nnfast.Net or nnfast.reference.Net, got {type(net).__name__}")
     dtype = torch.float32 if net.dtype == np.float32 else torch.float64
     biases = iter(net.biases)
-    modules = []
+    modules: list[torch.nn.Module] = []
     for layer, (weight, has_bias) in enumerate(zip(net.weights, net.bias)):
-        linear = torch.nn.Linear(*weight.shape, bias=has_bias, dtype=dtype)
+        linear = torch.nn.Linear(*weight.shape, bias=has_bias, dtype=dtype)  # type: ignore[misc]  # shape is 2-D
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight.T)))
             if has_bias:
@@ -75,7 +81,8 @@ def to_torch(net):
     return torch.nn.Sequential(*modules)
 
 
-def from_torch(module, *, activation=None, negative_slope=0.01, loss=None):
+def from_torch(module: torch.nn.Module | Mapping[str, torch.Tensor], *, activation: str | Sequence[str] | None = None,
+               negative_slope: float = 0.01, loss: str | None = None) -> Net:
     """Read a PyTorch MLP into an ``nnfast.Net``.
 
     Parameters
