@@ -8,7 +8,7 @@ import sys
 from nnfast.cli import main
 
 # Arguments that keep meaning the demo, as before there were commands.
-_DEMO_ARGUMENTS = ({"--no-timing"}, set())
+_DEMO_ARGUMENTS: tuple[set[str], ...] = ({"--no-timing"}, set())
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
