@@ -495,7 +495,9 @@ def _blas_on_one_thread():
 
 
 class Ensemble(BaseEnsemble):
-    __doc__ = BaseEnsemble.__doc__.replace("(use ``nnfast.Ensemble``)", "of ``nnfast.Net``, fitted on threads at once")  # type: ignore[union-attr]
+    # (or ""): docstrings are None under python -OO.
+    __doc__ = (BaseEnsemble.__doc__ or "").replace("(use ``nnfast.Ensemble``)",
+                                                   "of ``nnfast.Net``, fitted on threads at once")
     _net_class = Net
 
 

@@ -18,7 +18,7 @@ __all__ = ["Net"]
 
 
 class Net(BaseNet):
-    __doc__ = BaseNet.__doc__.replace(  # type: ignore[union-attr]  # None only under python -OO
+    __doc__ = (BaseNet.__doc__ or "").replace(  # (or ""): None under python -OO
         "(shared interface; use a subclass)",
         "trained and run by compiled kernels.\n\n    "
         "Same interface and results as ``nnfast.reference.Net``, the NumPy\n    "

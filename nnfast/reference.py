@@ -146,7 +146,7 @@ def optimizer_update(optimizer, hyper, step, buffers, params, grad, lr):
 
 
 class Net(BaseNet):
-    __doc__ = BaseNet.__doc__.replace(  # type: ignore[union-attr]  # None only under python -OO
+    __doc__ = (BaseNet.__doc__ or "").replace(  # (or ""): None under python -OO
         "(shared interface; use a subclass)", "in plain NumPy: the specification of ``nnfast.Net``"
     )
 
@@ -303,7 +303,7 @@ class Net(BaseNet):
 
 
 class Ensemble(BaseEnsemble):
-    __doc__ = BaseEnsemble.__doc__.replace(  # type: ignore[union-attr]  # None only under python -OO
+    __doc__ = (BaseEnsemble.__doc__ or "").replace(  # (or ""): None under python -OO
         "(use ``nnfast.Ensemble``)", "of ``nnfast.reference.Net``, fitted one after the other: the "
         "specification of ``nnfast.Ensemble``")
     _net_class = Net

@@ -301,6 +301,16 @@ def test_demo_runs_without_a_command():
     assert run_here("demo", "--no-timing").stdout == out
 
 
+def test_the_package_and_the_cli_work_without_docstrings():
+    # python -OO drops docstrings: nothing may build on them.
+    env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = "import nnfast, nnfast.reference, nnfast.sklearn, sys; from nnfast.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-OO", "-c", code, "demo", "--no-timing"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "largest relative difference over all 500 steps" in result.stdout
+
+
 def test_missing_file(tmp_path):
     assert_one_line_error(run_cli("train", "nope.csv", "--target", "y", cwd=tmp_path), "nope.csv",
                           "No such file or directory")

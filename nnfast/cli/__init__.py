@@ -56,7 +56,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"nnfast {nnfast.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command, (_, summary) in COMMANDS.items():
-        sub = commands.add_parser(command, help=summary, description=_module(command).__doc__.split("\n\n")[0],
+        sub = commands.add_parser(command, help=summary, description=(_module(command).__doc__ or "").split("\n\n")[0],
                                   epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         _module(command).add_arguments(sub)
         sub.set_defaults(parser=sub)  # for the checks argparse cannot express (export's)

@@ -43,7 +43,7 @@ def main(argv=None):
     argv : list of str, optional
         The options, ``sys.argv[1:]`` by default.
     """
-    parser = argparse.ArgumentParser(prog="python -m nnfast", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m nnfast", description=(__doc__ or " ").splitlines()[0])
     add_arguments(parser)
     run(parser.parse_args(argv))
 
