@@ -33,6 +33,7 @@ cdef struct Architecture:
     const Py_ssize_t* bias_offsets    # start of each layer's bias, -1 if none
     const Py_ssize_t* activations     # activation code of each layer's output
     Py_ssize_t hidden_width           # sum of the hidden layer sizes
+    Py_ssize_t max_width              # the widest layer, input and output included
     int loss                          # loss code
     double negative_slope             # of LEAKY_RELU
     double l2                         # the L2 penalty on the weights (see l2_penalty)

@@ -22,6 +22,7 @@ from libc.math cimport exp, fabs, log, log1p, tanh
 
 from nnfast._arrays cimport NanBits, add_nan_bits, no_nan_bits
 from nnfast._matmul cimport matmul, set_loops_cache_bytes
+from nnfast._tiny cimport is_tiny, tiny_affine, tiny_backprop, tiny_weight_gradient
 
 cnp.import_array()
 set_loops_cache_bytes()
@@ -46,8 +47,11 @@ cdef Architecture read_architecture(cnp.ndarray table, int loss, double negative
     arch.bias_offsets = &values[3 + 2 * arch.n_layers]
     arch.activations = &values[3 + 3 * arch.n_layers]
     arch.hidden_width = 0
+    arch.max_width = 0
     for i in range(1, arch.n_layers):
         arch.hidden_width += arch.sizes[i]
+    for i in range(arch.n_layers + 1):
+        arch.max_width = max(arch.max_width, arch.sizes[i])
     arch.loss = loss
     arch.negative_slope = negative_slope
     arch.l2 = l2
@@ -145,12 +149,16 @@ cdef void forward_pass(const Architecture* arch, const floating* params, const f
     cdef const floating* inputs = x
     cdef const floating* bias
     cdef floating* z
+    cdef bint tiny = is_tiny(arch.max_width, rows)
     for layer in range(arch.n_layers):
         fan_in = arch.sizes[layer]
         fan_out = arch.sizes[layer + 1]
         bias = params + arch.bias_offsets[layer] if arch.bias_offsets[layer] >= 0 else NULL
         z = out if layer == last else act + offset
-        affine_forward(rows, fan_in, fan_out, inputs, params + arch.weight_offsets[layer], bias, z)
+        if tiny:
+            tiny_affine(rows, fan_out, fan_in, inputs, params + arch.weight_offsets[layer], bias, z)
+        else:
+            affine_forward(rows, fan_in, fan_out, inputs, params + arch.weight_offsets[layer], bias, z)
         if layer < last:
             activation_forward(arch.activations[layer], <floating>arch.negative_slope,
                                rows * fan_out, z, deriv + offset if deriv != NULL else NULL)
@@ -332,10 +340,14 @@ cdef inline const floating* layer_inputs(const Architecture* arch, Py_ssize_t la
 
 cdef inline floating* backprop_to_inputs(Py_ssize_t rows, Py_ssize_t fan_in, Py_ssize_t fan_out,
                                          const floating* delta, const floating* weights,
-                                         const floating* deriv, floating* inputs) noexcept nogil:
+                                         const floating* deriv, floating* inputs, bint tiny) noexcept nogil:
     """Write (delta @ weights.T) * f'(z), the gradient with respect to the layer's
-    pre-activations, over its ``inputs`` (whose derivative block is ``deriv``)."""
+    pre-activations, over its ``inputs`` (whose derivative block is ``deriv``);
+    ``tiny``: by the tiny products (see ``nnfast._tiny``)."""
     cdef Py_ssize_t i
+    if tiny:
+        tiny_backprop(rows, fan_in, fan_out, delta, weights, deriv, inputs)
+        return inputs
     matmul(False, True, rows, fan_in, fan_out, delta, weights, 0, inputs)
     for i in range(rows * fan_in):
         inputs[i] *= deriv[i]
@@ -357,13 +369,18 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
     cdef const floating* delta = grad_out
     cdef const floating* inputs
     cdef floating* grad_bias
+    cdef floating* grad_weights
+    cdef bint tiny = is_tiny(arch.max_width, rows)
     for layer in range(arch.n_layers - 1, -1, -1):
         fan_in = arch.sizes[layer]
         fan_out = arch.sizes[layer + 1]
         inputs = layer_inputs(arch, layer, x, act, capacity)
+        grad_weights = grad + arch.weight_offsets[layer]
         # grad_W (+)= inputs.T @ delta
-        matmul(True, False, fan_in, fan_out, rows, inputs, delta, 1 if accumulate else 0,
-               grad + arch.weight_offsets[layer])
+        if tiny and not accumulate:
+            tiny_weight_gradient(fan_in, fan_out, rows, inputs, delta, grad_weights)
+        else:
+            matmul(True, False, fan_in, fan_out, rows, inputs, delta, 1 if accumulate else 0, grad_weights)
         if arch.bias_offsets[layer] >= 0:
             # grad_b (+)= delta.sum(axis=0), row after row as NumPy sums it.
             grad_bias = grad + arch.bias_offsets[layer]
@@ -376,7 +393,7 @@ cdef void backward_pass(const Architecture* arch, const floating* params, const 
         if layer > 0:
             # Over the activations that the weight gradient above has just used.
             delta = backprop_to_inputs(rows, fan_in, fan_out, delta, params + arch.weight_offsets[layer],
-                                       deriv + (inputs - act), <floating*>inputs)
+                                       deriv + (inputs - act), <floating*>inputs, tiny)
 
 
 cdef inline double largest_magnitude(const floating* values, Py_ssize_t n) noexcept nogil:
@@ -485,7 +502,7 @@ cdef bint backward_sgd_one_row(const Architecture* arch, floating* params, const
         if layer > 0:
             # With the weights from before the update, over the inputs it has just used.
             delta = backprop_to_inputs(1, fan_in, fan_out, delta, old_weights, deriv + (inputs - act),
-                                       <floating*>inputs)
+                                       <floating*>inputs, is_tiny(arch.max_width, 1))
     if no_nan_bits(&bad):
         return True
     restore_layers(arch, params, saved, 0)
