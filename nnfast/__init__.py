@@ -7,11 +7,11 @@ in plain NumPy, the specification every kernel is tested against.
 try:
     from nnfast import _checks  # type: ignore[attr-defined]  # noqa: F401  (the first compiled module anything imports)
 except ImportError as error:  # pragma: no cover - depends on how nnfast was installed
-    raise ImportError(
-        "nnfast's compiled kernels are missing: this is probably its source tree, "
-        "unbuilt. Build it in place with `pip install -e .`, or install it with "
-        "`pip install .` and import it from another directory."
-    ) from error
+    # Usually an unbuilt source folder found through the current directory;
+    # the message says which case this is (tests/test_missing_kernels.py).
+    from nnfast._missing_kernels import message
+
+    raise ImportError(message(__path__[0], error)) from error
 
 from nnfast import examples, schedules
 from nnfast._history import DivergenceError, History, TrainingInterrupted
