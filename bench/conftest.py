@@ -11,7 +11,6 @@ state, the BLAS libraries and the CPU end up in the ``machine_info`` of
 import importlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 # Both BLAS libraries must be loaded before the limit is set: threadpoolctl

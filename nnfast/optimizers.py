@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from numpy.typing import DTypeLike, NDArray
+from numpy.typing import NDArray
 
 from nnfast._validation import check_choice, check_in_interval
 
