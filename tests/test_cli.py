@@ -7,6 +7,7 @@ import csv
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -19,11 +20,16 @@ from nnfast.cli._data import read_table
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(nnfast.__file__))
 
 
+# Where the commands run unless a test says otherwise: not the repository root, where
+# `python -m nnfast` would import the unbuilt source folder instead of the package under test.
+NEUTRAL_DIRECTORY = tempfile.TemporaryDirectory(prefix="nnfast-cli-")
+
+
 def run_cli(*args, cwd=None, check_status=None):
     """Run ``python -m nnfast *args``; return the CompletedProcess (text output)."""
     env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result = subprocess.run([sys.executable, "-m", "nnfast", *map(str, args)], capture_output=True, text=True,
-                            env=env, cwd=cwd, timeout=120)
+                            env=env, cwd=NEUTRAL_DIRECTORY.name if cwd is None else cwd, timeout=120)
     if check_status is not None:
         assert result.returncode == check_status, (result.stdout, result.stderr)
     return result
@@ -301,12 +307,12 @@ def test_demo_runs_without_a_command():
     assert run_here("demo", "--no-timing").stdout == out
 
 
-def test_the_package_and_the_cli_work_without_docstrings():
+def test_the_package_and_the_cli_work_without_docstrings(tmp_path):
     # python -OO drops docstrings: nothing may build on them.
     env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = "import nnfast, nnfast.reference, nnfast.sklearn, sys; from nnfast.cli import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run([sys.executable, "-OO", "-c", code, "demo", "--no-timing"], capture_output=True,
-                            text=True, env=env, timeout=120)
+                            text=True, env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "largest relative difference over all 500 steps" in result.stdout
 
