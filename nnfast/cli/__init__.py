@@ -30,7 +30,7 @@ exit status:
 
 # command -> (module, one-line help)
 COMMANDS = {
-    "demo": ("_demo", "train the seed network with nnfast and the NumPy reference, and time both"),
+    "demo": ("_demo", "train the 3-3-1 example net with nnfast and the NumPy reference, and time both"),
     "train": ("_train", "train a net on a CSV or .npz file and save it as a model file"),
     "predict": ("_predict", "write a model's predictions for the rows of a data file as CSV"),
     "info": ("_info", "describe a model file: architecture, parameters, loss, optimizer, training"),

@@ -1,4 +1,4 @@
-"""``nnfast demo`` (and ``python -m nnfast``): train the seed network and compare with the NumPy reference.
+"""``nnfast demo`` (and ``python -m nnfast``): train the 3-3-1 example network and compare with the NumPy reference.
 
 Prints an excerpt of the loss trace from both implementations, the final
 prediction, and how long a whole ``fit`` and a single ``train_step`` take
@@ -56,7 +56,7 @@ def run(args):
     fast_history = fast.fit(problem.x, problem.y, epochs=problem.epochs, lr=problem.lr)
     reference_history = reference.fit(problem.x, problem.y, epochs=problem.epochs, lr=problem.lr)
 
-    print(f"nnfast {nnfast.__version__}: the seed network, layers {list(problem.layers)}, ReLU, no bias,")
+    print(f"nnfast {nnfast.__version__}: the 3-3-1 example network, layers {list(problem.layers)}, ReLU, no bias,")
     print(f"sum of squared errors, full-batch SGD with lr={problem.lr:g} for {problem.epochs} steps\n")
     print(f"{'step':>5}  {'nnfast.Net':>16}  {'reference.Net':>16}")
     for step in TRACE_STEPS:
