@@ -82,34 +82,23 @@ def _sizes(text):
     return sizes
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise _argument_error(f"expected an integer >= 1, got {text!r}")
-    return value
+def _number_parser(convert, accepts, expected):
+    """An argparse ``type``: ``convert(text)`` if that works and ``accepts`` the value, else
+    a usage error saying ``expected``."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accepts(value):
+            raise _argument_error(f"expected {expected}, got {text!r}")
+        return value
+    return parse
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value > 0 or not math.isfinite(value):
-        raise _argument_error(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < 1:
-        raise _argument_error(f"expected a fraction in [0, 1), got {text!r}")
-    return value
+_positive_int = _number_parser(int, lambda value: value >= 1, "an integer >= 1")
+_positive_float = _number_parser(float, lambda value: value > 0 and math.isfinite(value), "a number > 0")
+_fraction = _number_parser(float, lambda value: 0 <= value < 1, "a fraction in [0, 1)")
 
 
 def _argument_error(message):
