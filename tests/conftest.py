@@ -381,15 +381,20 @@ def assert_matches_central_differences(analytic, numeric, loss):
 
 
 
-def stable_lr(layers, batch_size, loss):
+def stable_lr(layers, batch_size, loss, activation="relu", negative_slope=0.01):
     """A learning rate small enough that plain SGD cannot diverge on N(0, 1) data.
 
-    The loss's curvature grows with the layer widths, and for ``"sse"``
-    also with the number of summed outputs per step.
+    The loss's curvature grows with the layer widths, for ``"sse"`` also
+    with the number of summed outputs per step, and with a leaky ReLU whose
+    slope is above 1, by the square of that slope per hidden layer (the
+    gradient passes every one of them, forward and back).
     """
     lr = 1e-2 / max(layers)
     if loss == "sse":
         lr /= batch_size * layers[-1]
+    names = [activation] if isinstance(activation, str) else list(activation)
+    if "leaky_relu" in names and negative_slope > 1:
+        lr /= negative_slope ** (2 * (len(layers) - 2))
     return lr
 
 

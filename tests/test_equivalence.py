@@ -90,7 +90,7 @@ def test_train_step_matches_reference(config):
     """train_step returns the same loss and leaves the same parameters."""
     fast, ref, x, y = pair_and_data(config)
     dtype = config["dtype"]
-    lr = stable_lr(config["layers"], len(x), config["loss"])
+    lr = stable_lr(config["layers"], len(x), config["loss"], config["activation"], config["negative_slope"])
     before = params_of(ref)
     gradient = flat(ref.gradients(x, y))
     assert_loss_close(fast.train_step(x, y, lr), ref.train_step(x, y, lr), y, config["loss"], dtype)
@@ -109,7 +109,7 @@ def test_fit_matches_reference(config, batch_size, epochs, shuffle_seed, optimiz
     """A shuffled multi-epoch mini-batch fit gives the same history and parameters, with every optimizer."""
     fast, ref, x, y = pair_and_data(config)
     dtype = config["dtype"]
-    lr = stable_lr(config["layers"], batch_size, config["loss"])
+    lr = stable_lr(config["layers"], batch_size, config["loss"], config["activation"], config["negative_slope"])
     if optimizer.startswith("adam"):
         lr = 1e-3  # Adam's steps are about lr per parameter, whatever the gradient's scale
     # Adam divides by sqrt(v) + eps: a gradient entry that is zero up to
