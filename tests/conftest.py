@@ -441,3 +441,17 @@ def net_configs(draw, max_hidden=4, losses=LOSSES):
         seed=draw(st.integers(0, 2**32 - 1)),
         **draw(activation_options(n_layers - 1)),
     )
+
+
+def rows_filling(limit, depth, itemsize, vector):
+    """The most rows of a product with inner slice ``depth`` whose pass over a block of
+    columns reads at most ``limit`` bytes (see ``nnfast._matmul.crossover``)."""
+    return (limit - 2 * vector * depth) // (itemsize * depth + 2 * vector)
+
+
+def threshold_depth(facts, itemsize):
+    """The longest inner slice, of the full one or shorter ones, at which a block of rows
+    fits under the limit in force (an eighth of L1 leaves no room for a full slice)."""
+    return next(depth for depth in (facts["depth_slice"], 64, 16, 4, 1)
+                if rows_filling(facts["loops_cache_bytes"], depth, itemsize, facts["crossover_vector_bytes"])
+                >= facts["block_rows"])

@@ -28,7 +28,9 @@ from tests.conftest import (
     net_configs,
     params_of,
     random_data,
+    rows_filling,
     stable_lr,
+    threshold_depth,
 )
 
 
@@ -271,10 +273,11 @@ def threshold_shapes():
     facts = matmul.crossover()
     cases = []
     for dtype in DTYPES:
-        depth, vector = facts["depth_slice"], facts["vector_bytes"]
-        rows = (facts["loops_cache_bytes"] - 2 * vector * depth) // (np.dtype(dtype).itemsize * depth + 2 * vector)
+        itemsize = np.dtype(dtype).itemsize
+        depth = threshold_depth(facts, itemsize)
+        rows = rows_filling(facts["loops_cache_bytes"], depth, itemsize, facts["crossover_vector_bytes"])
         for side, batch in (("loops", rows), ("blas", rows + 1)):
-            cases.append(pytest.param(dtype, (batch, facts["depth_slice"], 5), id=f"{np.dtype(dtype).name}-{side}"))
+            cases.append(pytest.param(dtype, (batch, depth, 5), id=f"{np.dtype(dtype).name}-{side}"))
     return cases
 
 

@@ -14,7 +14,7 @@ import nnfast
 from nnfast import _kernels
 from nnfast._checks import first_non_finite
 from nnfast._matmul import crossover, matmul_into, uses_blas_for
-from tests.conftest import assert_close
+from tests.conftest import assert_close, rows_filling, threshold_depth
 
 KERNEL_MODULES = ["_matmul", "_dense", "_optim", "_shuffle", "_fit", "_checks", "_fastpath"]
 METHODS = ["loops", "blas", "auto"]
@@ -142,22 +142,68 @@ def threshold_cases():
     pass over a block of columns fits in ``loops_cache_bytes`` and one more; fewer rows
     than a block with a long inner dimension (never BLAS)."""
     facts = crossover()
-    depth = facts["depth_slice"]
-    rows = (facts["loops_cache_bytes"] - 2 * facts["vector_bytes"] * depth) // (4 * depth + 2 * facts["vector_bytes"])
+    depth = threshold_depth(facts, 4)
+    rows = rows_filling(facts["loops_cache_bytes"], depth, 4, facts["crossover_vector_bytes"])
     return [
         pytest.param((rows, 3, depth), "loops", id="slice-fits"),
         pytest.param((rows + 1, 3, depth), "blas", id="slice-too-big"),
-        pytest.param((facts["block_rows"] - 1, 5, 40 * depth), "loops", id="few-rows"),
+        pytest.param((facts["block_rows"] - 1, 5, 40 * facts["depth_slice"]), "loops", id="few-rows"),
     ]
 
 
 def test_crossover_follows_the_machine():
-    """The limit is a quarter of L2, scaled by this build's vectors over OpenBLAS's."""
+    """The limit in force is the one ``_machine`` derives from this CPU's facts."""
     from nnfast import _machine
     facts = crossover()
-    vector = max(facts["vector_bytes"], 8)
-    expected = _machine.l2_cache_bytes() // 4 * vector // max(_machine.blas_vector_bytes(), vector)
-    assert facts["loops_cache_bytes"] == expected > 0
+    assert facts["loops_cache_bytes"] == _machine.loops_cache_bytes(facts["crossover_vector_bytes"]) > 0
+
+
+def test_every_build_chooses_alike():
+    """Both builds send the same products to BLAS, so that they give the same bits."""
+    facts = {build: importlib.import_module(kernel.__module__).crossover()
+             for build, kernel in matmul_modules().items()}
+    for build_facts in facts.values():
+        build_facts.pop("vector_bytes")
+    assert len({tuple(sorted(build_facts.items())) for build_facts in facts.values()}) == 1
+
+
+@pytest.mark.parametrize("own_pipes, blas_width, loops_width, expected", [
+    (True, 64, 32, 1024 * 1024 // 4 // 2),   # AMD's Zen, SkylakeX BLAS: a quarter of L2, halved
+    (True, 32, 32, 1024 * 1024 // 4),
+    (False, 64, 32, 48 * 1024 // 8),          # Intel's cores: an eighth of L1
+    (False, 32, 32, 48 * 1024 // 8),
+    (False, 16, 32, 1024 * 1024 // 4),        # BLAS's SSE kernels do not fuse either
+], ids=["zen-skylakex", "zen-haswell", "intel-skylakex", "intel-haswell", "intel-sse-blas"])
+def test_crossover_rule(monkeypatch, own_pipes, blas_width, loops_width, expected):
+    """On cores that add on their own pipes the loops keep BLAS's pace while a quarter of
+    L2 (scaled by the vector widths) holds what they reread; elsewhere, against fused
+    BLAS kernels, only while a product reads an eighth of L1."""
+    from nnfast import _machine
+    monkeypatch.setattr(_machine, "adds_on_own_pipes", lambda: own_pipes)
+    monkeypatch.setattr(_machine, "blas_vector_bytes", lambda: blas_width)
+    monkeypatch.setattr(_machine, "cache_bytes", {1: 48 * 1024, 2: 1024 * 1024}.get)
+    assert _machine.loops_cache_bytes(loops_width) == expected
+
+
+def test_cache_sizes_fall_back_to_the_smallest_common_ones(monkeypatch):
+    """Without sysconf's answer or Linux's sysfs, the caches are taken to be the smallest
+    of recent x86-64 CPUs, so that the loops never get more than they should."""
+    from nnfast import _machine
+
+    def unknown(name):
+        raise ValueError(name)
+
+    def no_sysfs(path):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(_machine.os, "sysconf", unknown)
+    monkeypatch.setattr(_machine.os, "listdir", no_sysfs)
+    assert (_machine.l1d_cache_bytes(), _machine.l2_cache_bytes()) == (32 * 1024, 256 * 1024)
+
+
+def test_cache_sizes_are_read():
+    from nnfast import _machine
+    assert 8 * 1024 <= _machine.l1d_cache_bytes() < _machine.l2_cache_bytes()
 
 
 @pytest.mark.parametrize("core, width", [("SkylakeX", 64), ("Haswell", 32), ("Zen", 32), ("Nehalem", 16)])

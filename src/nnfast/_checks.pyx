@@ -40,13 +40,36 @@ cdef extern from *:
     /* libgcc's CPU model also checks that the OS saves the AVX registers. */
     static int nnfast_cpu_has_avx2(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2"); }
     static int nnfast_cpu_has_avx512f(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx512f"); }
+    #include <cpuid.h>
+    #include <string.h>
+    /* AMD's Zen cores (family 17h and later, and Hygon's, which are Zen) add on
+       pipes of their own, beside the ones that multiply or fuse a multiply-add;
+       Intel's cores, and AMD's older ones, add on the multiply-add ports. */
+    static int nnfast_cpu_adds_on_own_pipes(void) {
+        unsigned int eax, ebx, ecx, edx, family;
+        char vendor[13];
+        if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx))
+            return 0;
+        memcpy(vendor, &ebx, 4);
+        memcpy(vendor + 4, &edx, 4);
+        memcpy(vendor + 8, &ecx, 4);
+        vendor[12] = 0;
+        if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+            return 0;
+        family = (eax >> 8) & 0xf;
+        if (family == 0xf)
+            family += (eax >> 20) & 0xff;
+        return (!strcmp(vendor, "AuthenticAMD") && family >= 0x17) || !strcmp(vendor, "HygonGenuine");
+    }
     #else
     static int nnfast_cpu_has_avx2(void) { return 0; }
     static int nnfast_cpu_has_avx512f(void) { return 0; }
+    static int nnfast_cpu_adds_on_own_pipes(void) { return 0; }
     #endif
     """
     int nnfast_cpu_has_avx2() nogil
     int nnfast_cpu_has_avx512f() nogil
+    int nnfast_cpu_adds_on_own_pipes() nogil
 
 
 def cpu_has_avx2():
@@ -57,3 +80,11 @@ def cpu_has_avx2():
 def cpu_has_avx512f():
     """Return whether this CPU (and OS) runs AVX-512F, as OpenBLAS's SkylakeX kernels need."""
     return bool(nnfast_cpu_has_avx512f())
+
+
+def cpu_adds_on_own_pipes():
+    """Return whether this CPU adds floating-point vectors on pipes of their own (AMD's
+    Zen cores), so that a multiply and an add issue together as fast as one fused
+    multiply-add; False for Intel's cores and every other, where both take the
+    multiply-add ports."""
+    return bool(nnfast_cpu_adds_on_own_pipes())

@@ -4,15 +4,20 @@
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-# Which products go to BLAS. nnfast's blocked kernels (below) run at about
-# BLAS's rate while what one pass over a block of columns reads (m rows of
-# op(a) by one slice of the inner dimension, that slice of b's columns, and
-# the column of c) stays in L2; past that, BLAS's packing and cache blocking
-# win. So BLAS takes a product when those bytes exceed ``loops_cache_bytes``, which
-# ``nnfast._machine.loops_cache_bytes`` derives from the CPU's L2 size and
-# vector widths when the module is imported (``set_loops_cache_bytes``),
+# Which products go to BLAS. nnfast's blocked kernels run at about BLAS's
+# rate, on cores that add on pipes of their own, while what one pass over a
+# block of columns reads (m rows of op(a) by one slice of the inner
+# dimension, that slice of b's columns, and the column of c) stays in L2;
+# past that, BLAS's packing and cache blocking win. Elsewhere they win only
+# on products small enough for BLAS's call to matter. So BLAS takes a
+# product when those bytes exceed ``loops_cache_bytes``, which
+# ``nnfast._machine.loops_cache_bytes`` derives from the CPU's caches, its
+# add pipes and the vector widths when the module is imported (``set_loops_cache_bytes``),
 # never from a timing: a run is reproducible on a machine. Fewer rows than
-# a block never take BLAS: it cannot spread its packing over them.
+# a block never take BLAS: it cannot spread its packing over them. Every
+# build decides as the AVX2 one does (``CROSSOVER_VECTOR_BYTES``), so that
+# on one machine all builds send the same products to BLAS, and the same
+# bits come out of each.
 cdef extern from *:
     """
     /* Each module that cimports this has its own copy, set when it is imported. */
@@ -34,7 +39,7 @@ cdef inline int set_loops_cache_bytes() except -1:
     """Set this module's ``loops_cache_bytes`` from the machine; called once, at import."""
     global loops_cache_bytes
     from nnfast import _machine
-    loops_cache_bytes = _machine.loops_cache_bytes(VECTOR_BYTES)
+    loops_cache_bytes = _machine.loops_cache_bytes(CROSSOVER_VECTOR_BYTES)
     return 0
 
 
@@ -348,6 +353,8 @@ cdef enum:
     # Products of at most this many multiply-adds (the seed's are 36 and 12)
     # take the unrolled loops: a block would be mostly set-up.
     TINY_WORK = 64
+    # The vector width the crossover assumes in every build: the AVX2 build's.
+    CROSSOVER_VECTOR_BYTES = 32
 
 
 cdef inline void unrolled_matmul(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -433,7 +440,7 @@ cdef inline bint uses_blas(Py_ssize_t m, Py_ssize_t k, Py_ssize_t itemsize) noex
     cdef Py_ssize_t depth = k if k < DEPTH_SLICE else DEPTH_SLICE
     # A pass over one block of columns: the slice of op(a), the slice of b
     # and the column of c, the latter two two vectors wide.
-    cdef Py_ssize_t working_set = m * depth * itemsize + (depth + m) * 2 * VECTOR_BYTES
+    cdef Py_ssize_t working_set = m * depth * itemsize + (depth + m) * 2 * CROSSOVER_VECTOR_BYTES
     return m >= BLOCK_ROWS and working_set > loops_cache_bytes
 
 

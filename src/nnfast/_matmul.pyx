@@ -19,12 +19,14 @@ def crossover():
     dict
         ``loops_cache_bytes``: BLAS takes a product (with m >= ``block_rows``)
         once what the blocked kernels read in one pass over a block of
-        columns, ``m * d * itemsize + (d + m) * 2 * vector_bytes`` bytes
-        with ``d = min(k, depth_slice)``, exceeds it; ``vector_bytes``:
-        this build's vector width.
+        columns, ``m * d * itemsize + (d + m) * 2 * crossover_vector_bytes``
+        bytes with ``d = min(k, depth_slice)``, exceeds it;
+        ``crossover_vector_bytes``: the vector width every build assumes
+        there, so that all choose alike; ``vector_bytes``: this build's
+        vector width.
     """
     return dict(loops_cache_bytes=loops_cache_bytes, vector_bytes=VECTOR_BYTES,
-                block_rows=BLOCK_ROWS, depth_slice=DEPTH_SLICE)
+                crossover_vector_bytes=CROSSOVER_VECTOR_BYTES, block_rows=BLOCK_ROWS, depth_slice=DEPTH_SLICE)
 
 
 def uses_blas_for(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize):
