@@ -33,17 +33,22 @@ BATCH_WIDTHS = [8, 16, 32, 128]
 # at small sizes to ~0.5 us.
 KERNEL_TYPE = {np.dtype(np.float64): "double", np.dtype(np.float32): "float"}
 
-# 156 benchmarks of microseconds each: a tenth of a second still gives
+# 180 benchmarks of microseconds each: a tenth of a second still gives
 # thousands of rounds, and keeps the module to well under a minute. The
 # marker overrides --benchmark-max-time; edit this to change it.
 pytestmark = pytest.mark.benchmark(max_time=0.1)
 
 
-def _batch_shape(product, width):
-    """(m, n, k) of ``product`` for a width-``width`` layer on a batch of BATCH rows."""
+# Single samples through wide layers: the one-row products, where only a
+# transposed b with a long inner dimension goes to BLAS.
+SINGLE_WIDTHS = [128, 1000]
+
+
+def _batch_shape(product, width, batch=BATCH):
+    """(m, n, k) of ``product`` for a width-``width`` layer on a batch of ``batch`` rows."""
     if product == "weight_grad":
-        return width, width, BATCH
-    return BATCH, width, width
+        return width, width, batch
+    return batch, width, width
 
 
 SHAPES = [
@@ -54,6 +59,10 @@ SHAPES = [
     pytest.param(product, _batch_shape(product, width), id=f"{product}-batch{BATCH}-w{width}")
     for product in PRODUCTS
     for width in BATCH_WIDTHS
+] + [
+    pytest.param(product, _batch_shape(product, width, 1), id=f"{product}-batch1-w{width}")
+    for product in PRODUCTS
+    for width in SINGLE_WIDTHS
 ]
 
 
@@ -67,7 +76,7 @@ def test_matmul(benchmark, standard_normal, product, mnk, dtype, method):
     benchmark.group = f"matmul {product} (m, n, k) = {mnk} {dtype_name}"
     benchmark.extra_info.update(
         product=product, trans_a=trans_a, trans_b=trans_b, m=m, n=n, k=k, work=m * n * k,
-        dtype=dtype_name, method=method, auto_uses_blas=uses_blas_for(m, n, k, np.dtype(dtype).itemsize),
+        dtype=dtype_name, method=method, auto_uses_blas=uses_blas_for(m, n, k, np.dtype(dtype).itemsize, trans_b),
         loops_cache_bytes=crossover()["loops_cache_bytes"],
     )
     a, b, out = standard_normal(

@@ -138,16 +138,23 @@ def test_matmul_into_leaves_inputs_alone(method):
 
 
 def threshold_cases():
-    """(m, n, k) of float32 products on both sides of the crossover: the most rows whose
-    pass over a block of columns fits in ``loops_cache_bytes`` and one more; fewer rows
-    than a block with a long inner dimension (never BLAS)."""
+    """(m, n, k, trans_b) of float32 products on both sides of the crossover: the most rows
+    whose pass over a block of columns fits in ``loops_cache_bytes`` and one more; fewer
+    rows than a block with a long inner dimension (never BLAS for a @ b); a @ b.T of fewer
+    rows, whose b of n * k floats fills ``loops_cache_bytes`` exactly, or has one more row."""
     facts = crossover()
     depth = threshold_depth(facts, 4)
     rows = rows_filling(facts["loops_cache_bytes"], depth, 4, facts["crossover_vector_bytes"])
+    few = facts["block_rows"] - 1
+    k = 16
+    n = facts["loops_cache_bytes"] // (4 * k)
     return [
-        pytest.param((rows, 3, depth), "loops", id="slice-fits"),
-        pytest.param((rows + 1, 3, depth), "blas", id="slice-too-big"),
-        pytest.param((facts["block_rows"] - 1, 5, 40 * facts["depth_slice"]), "loops", id="few-rows"),
+        pytest.param((rows, 3, depth, False), "loops", id="slice-fits"),
+        pytest.param((rows + 1, 3, depth, False), "blas", id="slice-too-big"),
+        pytest.param((few, 5, 40 * facts["depth_slice"], False), "loops", id="few-rows"),
+        pytest.param((few, n, k, True), "loops", id="few-rows-bT-fits"),
+        pytest.param((few, n + 1, k, True), "blas", id="few-rows-bT-too-big"),
+        pytest.param((few, 4 * n, 4, True), "loops", id="few-rows-bT-short"),
     ]
 
 
@@ -216,15 +223,15 @@ def test_openblas_coretype_sets_the_blas_width(monkeypatch, core, width):
 @pytest.mark.parametrize("shape, expected_method", threshold_cases())
 def test_auto_switches_to_blas_at_the_crossover(shape, expected_method):
     """"auto" matches the loops bit for bit on one side of the crossover and BLAS on the other."""
-    m, n, k = shape
-    assert uses_blas_for(m, n, k, 4) == (expected_method == "blas")
+    m, n, k, trans_b = shape
+    assert uses_blas_for(m, n, k, 4, trans_b) == (expected_method == "blas")
     # float32 random data: loops and BLAS sum in different orders and round differently.
-    a, b = operands(m, n, k, False, False, np.float32, seed=3)
+    a, b = operands(m, n, k, False, trans_b, np.float32, seed=3)
     results = {}
     for method in METHODS:
         no_crash(method)
         out = np.empty((m, n), dtype=np.float32)
-        matmul_into(a, b, out, False, False, 0.0, method)
+        matmul_into(a, b, out, False, trans_b, 0.0, method)
         results[method] = out
     assert not np.array_equal(results["loops"], results["blas"]), "inputs do not tell the paths apart"
     np.testing.assert_array_equal(results["auto"], results[expected_method])

@@ -20,7 +20,8 @@ def crossover():
         ``loops_cache_bytes``: BLAS takes a product (with m >= ``block_rows``)
         once what the blocked kernels read in one pass over a block of
         columns, ``m * d * itemsize + (d + m) * 2 * crossover_vector_bytes``
-        bytes with ``d = min(k, depth_slice)``, exceeds it;
+        bytes with ``d = min(k, depth_slice)``, exceeds it, and a @ b.T of
+        fewer rows with k > 4 once b's ``n * k * itemsize`` bytes do;
         ``crossover_vector_bytes``: the vector width every build assumes
         there, so that all choose alike; ``vector_bytes``: this build's
         vector width.
@@ -29,9 +30,10 @@ def crossover():
                 crossover_vector_bytes=CROSSOVER_VECTOR_BYTES, block_rows=BLOCK_ROWS, depth_slice=DEPTH_SLICE)
 
 
-def uses_blas_for(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize):
-    """Whether ``method="auto"`` (and every kernel) computes an (m, k) @ (k, n) product by BLAS."""
-    return bool(uses_blas(m, k, itemsize))
+def uses_blas_for(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize, bint trans_b=False):
+    """Whether ``method="auto"`` (and every kernel) computes an (m, k) @ (k, n) product by
+    BLAS; with ``trans_b``, one whose right operand is stored (n, k)."""
+    return bool(uses_blas(trans_b, m, n, k, itemsize))
 
 
 def matmul_into(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
