@@ -3,9 +3,9 @@
 The kernels choose between nnfast's blocked loops and BLAS from the shape of
 a product and from facts that do not change while a process runs: the sizes
 of the CPU's L1 data and L2 caches, whether its cores add on pipes of their
-own, the vector width of nnfast's kernel build, and the vector width of the
-kernels OpenBLAS runs. Nothing is timed, so a run gives the same bits every
-time on a machine. ``describe()`` returns the facts for benchmark headers.
+own, and the vector width of the kernels OpenBLAS runs. Nothing is timed, so
+a run gives the same bits every time on a machine. ``describe()`` returns
+the facts for benchmark headers.
 """
 import os
 

@@ -14,7 +14,7 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 # ``nnfast._machine.loops_cache_bytes`` derives from the CPU's caches, its
 # add pipes and the vector widths when the module is imported (``set_loops_cache_bytes``),
 # never from a timing: a run is reproducible on a machine. Fewer rows than
-# a block never take BLAS: it cannot spread its packing over them. Every
+# a block take BLAS only for a @ b.T with a large b (``uses_blas``). Every
 # build decides as the AVX2 one does (``CROSSOVER_VECTOR_BYTES``), so that
 # on one machine all builds send the same products to BLAS, and the same
 # bits come out of each.
