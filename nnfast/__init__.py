@@ -15,11 +15,12 @@ except ImportError as error:  # pragma: no cover - depends on how nnfast was ins
 
 from nnfast import examples, schedules
 from nnfast._history import DivergenceError, History, TrainingInterrupted
+from nnfast._threads import get_num_threads, set_num_threads
 from nnfast.ensemble import Ensemble, cross_validate
 from nnfast.io import load
 from nnfast.net import Net
 from nnfast.optimizers import SGD, Adam, AdamW
 
 __all__ = ["Net", "Ensemble", "cross_validate", "SGD", "Adam", "AdamW", "History", "DivergenceError", "TrainingInterrupted", "load",
-           "examples", "schedules"]
+           "examples", "schedules", "set_num_threads", "get_num_threads"]
 __version__ = "0.1.0"

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import os
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from nnfast import _training
+from nnfast import _threads, _training
 from nnfast._history import DivergenceError, TrainingInterrupted
 from nnfast._validation import check_int, check_seed
 from nnfast.net import Net
@@ -168,8 +167,9 @@ class BaseEnsemble:
         seeds : sequence of int, optional
             The members' shuffle seeds (see the module docstring for the default).
         n_threads : int, optional
-            Threads fitting members at once; default: the CPUs this process
-            may run on, at most ``n_members``. The results do not depend on
+            Threads fitting members at once; default: ``nnfast.get_num_threads()``
+            (the CPUs this process may run on, unless ``nnfast.set_num_threads``
+            said otherwise), at most ``n_members``. The results do not depend on
             it. With more than one, BLAS runs on one thread meanwhile (for
             the whole process) where threadpoolctl is installed
             (``pip install threadpoolctl``; scikit-learn installs it);
@@ -347,11 +347,7 @@ class BaseEnsemble:
 
     def _thread_count(self, n_threads):
         if n_threads is None:
-            try:
-                cpus = len(os.sched_getaffinity(0))
-            except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
-                cpus = os.cpu_count() or 1
-            return max(1, min(cpus, self.n_members))
+            return min(_threads.get_num_threads(), self.n_members)
         return min(check_int("n_threads", n_threads, 1), self.n_members)
 
     def save(self, path: PathLike) -> pathlib.Path:

@@ -373,3 +373,47 @@ def test_an_edited_ensemble_file_is_refused_naming_the_problem(tmp_path, edit, m
     path = ensemble_file(tmp_path, edit)
     with pytest.raises(ValueError, match=f"is not a valid nnfast file: {message}"):
         nnfast.load(path)
+
+
+@pytest.fixture
+def restore_num_threads():
+    yield
+    nnfast.set_num_threads(None)
+
+
+def test_num_threads_defaults_to_the_cpus_this_process_may_use(restore_num_threads):
+    assert nnfast.get_num_threads() == len(os.sched_getaffinity(0))
+    nnfast.set_num_threads(3)
+    assert nnfast.get_num_threads() == 3
+    nnfast.set_num_threads(None)
+    assert nnfast.get_num_threads() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-2, ValueError), (2.5, TypeError), ("2", TypeError)])
+def test_set_num_threads_refuses_what_is_not_a_count(restore_num_threads, bad, error):
+    with pytest.raises(error, match=r"n must be an int >= 1, got"):
+        nnfast.set_num_threads(bad)
+    assert nnfast.get_num_threads() == len(os.sched_getaffinity(0))
+
+
+def test_set_num_threads_is_the_default_of_n_threads(restore_num_threads, monkeypatch):
+    """With one thread set, members are fitted one after another, and the same bits come out
+    as on as many threads as members; n_threads given still wins."""
+    rng = np.random.default_rng(4)
+    x, y = random_data(rng, 24, LAYERS)
+    kwargs = {"epochs": 3, "batch_size": 8, "lr": 0.01}
+    parallel = nnfast.Ensemble(LAYERS, n_members=3, seed=0, loss="mse")
+    parallel.fit(x, y, n_threads=3, **kwargs)
+
+    nnfast.set_num_threads(1)
+    serial = nnfast.Ensemble(LAYERS, n_members=3, seed=0, loss="mse")
+    assert serial._thread_count(None) == 1
+    monkeypatch.setattr(nnfast.Ensemble, "_run_threads", lambda *args: pytest.fail("ran members on threads"))
+    serial.fit(x, y, **kwargs)
+    for fitted, reference in zip(serial.members, parallel.members):
+        for a, b in zip(fitted.weights + fitted.biases, reference.weights + reference.biases):
+            np.testing.assert_array_equal(a, b)
+    assert serial._thread_count(2) == 2
+
+    nnfast.set_num_threads(8)
+    assert serial._thread_count(None) == 3  # at most one per member
