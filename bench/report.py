@@ -202,7 +202,8 @@ def matmul_report(results):
         "methods by their difference, not their ratio, at small sizes). "
         f"loops / blas > 1 means BLAS is faster.\n\n{summary}\n\n{overall}. "
         "`method=\"auto\"` takes BLAS for the products whose pass over a block of columns reads more than "
-        f"{', '.join(sorted(map(str, limits)))} bytes, with m of 4 or more (`nnfast._matmul.crossover()`)."
+        f"{', '.join(sorted(map(str, limits)))} bytes, with m of 4 or more, and a @ b.T of fewer rows "
+        "whose b is larger (`nnfast._matmul.crossover()`)."
     )
 
 
