@@ -12,18 +12,8 @@ from nnfast._dense cimport (Architecture, Workspace, is_classification,
                             mean_loss, read_architecture, total_weight)
 from nnfast._optim cimport SGD, Hyperparameters, is_plain_sgd, optimizer_update, read_hyperparameters
 from nnfast._shuffle cimport shuffle_indices
-from nnfast._signals cimport SignalPoll, interrupted, pending_exception, poll_start
+from nnfast._signals cimport SignalPoll, cancel_requested, interrupted, pending_exception, poll_start
 from nnfast._status cimport LOSS_NOT_FINITE, STEP_OK, UPDATE_NOT_FINITE
-
-cdef extern from *:
-    """
-    /* run.cancel is set by another thread (an ensemble's, on Ctrl-C): read it
-       afresh every time, never from a register. */
-    static inline int nnfast_cancel_requested(const unsigned char* flag) {
-        return __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
-    }
-    """
-    bint cancel_requested "nnfast_cancel_requested"(const unsigned char* flag) noexcept nogil
 
 cnp.import_array()
 

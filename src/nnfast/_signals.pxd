@@ -30,11 +30,17 @@ cdef extern from *:
     #define NNFAST_CLOCK_MIN 0.5e-3
     #define NNFAST_CLOCK_MAX 2e-3
     #define NNFAST_MAX_STRIDE (1LL << 30)
+    /* A training run's cancel flag is set by another thread (an ensemble's,
+       on Ctrl-C): read it afresh every time, never from a register. */
+    static inline int nnfast_cancel_requested(const unsigned char* flag) {
+        return __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
+    }
     """
     const double SIGNAL_INTERVAL "NNFAST_SIGNAL_INTERVAL"
     const double CLOCK_MIN "NNFAST_CLOCK_MIN"
     const double CLOCK_MAX "NNFAST_CLOCK_MAX"
     const long long MAX_STRIDE "NNFAST_MAX_STRIDE"
+    bint cancel_requested "nnfast_cancel_requested"(const unsigned char* flag) noexcept nogil
 
 
 cdef struct SignalPoll:
