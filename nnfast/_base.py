@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from nnfast import _memory, _progress, _random
 from nnfast._history import STEP_OK, DivergenceError, History, TrainingInterrupted
 from nnfast._layout import ParameterLayout, initialize
-from nnfast._training import TrainingRun
+from nnfast._training import FitPlan, TrainingRun
 from nnfast._validation import (
     ACTIVATIONS,
     BINARY_LOSSES,
@@ -659,6 +659,21 @@ class BaseNet:
         that only read the net (``predict``, ``loss``, ...) from other
         threads run meanwhile and see the parameters between two steps.
         """
+        plan = self._plan_fit(x, y, epochs=epochs, lr=lr, optimizer=optimizer, schedule=schedule,
+                              batch_size=batch_size, shuffle=shuffle, seed=seed, validation_data=validation_data,
+                              validation_fraction=validation_fraction, early_stopping=early_stopping,
+                              patience=patience, min_delta=min_delta, sample_weight=sample_weight, order=order)
+        verbose = _progress.check_verbose(verbose)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        with self._owning():
+            return self._train(self._start_run(plan), plan.x, plan.y, plan.x_val, plan.y_val, verbose, callback)
+
+    def _plan_fit(self, x, y, *, epochs, lr=None, optimizer=None, schedule=None, batch_size=None, shuffle=True,
+                  seed=None, validation_data=None, validation_fraction=None, early_stopping=False, patience=10,
+                  min_delta=0.0, sample_weight=None, order=None):
+        """Check ``fit``'s arguments (but ``verbose`` and ``callback``) and return the ``FitPlan``
+        they make; nothing of the net changes."""
         x, y = self._check_data(x, y)
         weights = self._check_weights(sample_weight, x)
         epochs = check_int("epochs", epochs, 0)
@@ -680,9 +695,6 @@ class BaseNet:
         early_stopping = check_bool("early_stopping", early_stopping)
         patience = check_int("patience", patience, 1)
         min_delta = check_number("min_delta", min_delta, 0.0)
-        verbose = _progress.check_verbose(verbose)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
         n_samples = x.shape[0]
         if batch_size is None:
             batch_size = n_samples
@@ -693,15 +705,19 @@ class BaseNet:
             shuffle = False
         state = _random.shuffle_state(seed) if shuffle else 0
         self._check_fit_memory(n_samples, epochs, batch_size, optimizer, x, y, x_val, early_stopping)
-        with self._owning():
-            optimizer._bind(self.n_params, self._dtype)
-            self.optimizer = optimizer
-            run = TrainingRun(
-                n_samples, self.n_params, self._dtype, epochs, batch_size, shuffle, state, optimizer,
-                schedule.learning_rates(optimizer.lr, epochs), x_val is not None, early_stopping,
-                patience, min_delta, weights, order,
-            )
-            return self._train(run, x, y, x_val, y_val, verbose, callback)
+        return FitPlan(x, y, x_val, y_val, weights, epochs, optimizer, schedule, batch_size, shuffle, state,
+                       early_stopping, patience, min_delta, order)
+
+    def _start_run(self, plan):
+        """(Owner only.) Give the net the plan's optimizer and return the plan's ``TrainingRun``."""
+        optimizer = plan.optimizer
+        optimizer._bind(self.n_params, self._dtype)
+        self.optimizer = optimizer
+        return TrainingRun(
+            plan.x.shape[0], self.n_params, self._dtype, plan.epochs, plan.batch_size, plan.shuffle, plan.state,
+            optimizer, plan.schedule.learning_rates(optimizer.lr, plan.epochs), plan.x_val is not None,
+            plan.early_stopping, plan.patience, plan.min_delta, plan.weights, plan.order,
+        )
 
     def _check_fit_memory(self, n_samples, epochs, batch_size, optimizer, x, y, x_val, early_stopping):
         """Raise MemoryError, naming the size, if a fit's buffers cannot fit in memory."""

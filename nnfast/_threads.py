@@ -8,6 +8,7 @@ the BLAS calls inside it run on the threads BLAS is set to.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 
 from nnfast._validation import check_int
@@ -59,3 +60,35 @@ def get_num_threads() -> int:
         The value set, else the CPUs this process may run on.
     """
     return available_cpus() if _num_threads is None else _num_threads
+
+
+def run_on_threads(tasks, n_threads, flag):
+    """Call each of ``tasks`` (callables without arguments) on a pool of ``n_threads`` threads.
+
+    On Ctrl-C in this thread, set ``flag[0]`` (the cancel flag of the tasks'
+    training runs: they stop after their current step), wait for every
+    task, and raise the KeyboardInterrupt.
+
+    Returns
+    -------
+    list
+        The tasks' results, in order.
+
+    Raises
+    ------
+    Exception
+        The first task's error, in task order, after every task has ended.
+    """
+    with concurrent.futures.ThreadPoolExecutor(n_threads, thread_name_prefix="nnfast") as pool:
+        futures = [pool.submit(task) for task in tasks]
+        try:
+            pending = set(futures)
+            while pending:  # short waits: Ctrl-C reaches this thread between them
+                _, pending = concurrent.futures.wait(pending, timeout=0.05)
+        except KeyboardInterrupt:
+            flag[0] = 1
+            for future in futures:
+                future.cancel()
+            concurrent.futures.wait(futures)
+            raise
+        return [future.result() for future in futures]

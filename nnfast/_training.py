@@ -11,6 +11,7 @@ piece of state lives here.
 """
 import contextlib
 import threading
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,6 +35,28 @@ def cancelling(flag):
         yield
     finally:
         _thread_state.cancel = previous
+
+
+class FitPlan(NamedTuple):
+    """A fit's checked arguments (``BaseNet._plan_fit``), from which ``BaseNet._start_run``
+    makes its ``TrainingRun``: the data after the validation split, the optimizer and
+    schedule, the batches and the shuffle generator's first state."""
+
+    x: Any
+    y: Any
+    x_val: Any
+    y_val: Any
+    weights: Any
+    epochs: int
+    optimizer: Any
+    schedule: Any
+    batch_size: int
+    shuffle: bool
+    state: int
+    early_stopping: bool
+    patience: int
+    min_delta: float
+    order: Any
 
 
 class TrainingRun:
