@@ -32,7 +32,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_checks", "_lock", "_matmul", "_dense", "_optim", "_shuffle", "_fit", "_fastpath"]
+KERNELS = ["_checks", "_lock", "_matmul", "_dense", "_optim", "_shuffle", "_fit", "_lanes", "_fastpath"]
 
 DEBUG = os.environ.get("NNFAST_DEBUG", "0") not in ("", "0")
 SANITIZE = os.environ.get("NNFAST_SANITIZE", "0") not in ("", "0")

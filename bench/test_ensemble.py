@@ -26,7 +26,7 @@ def problem(layers):
 def test_fit_members(benchmark, size, variant):
     layers, epochs = SIZES[size]
     x, y = problem(layers)
-    options = dict(epochs=epochs, batch_size=64)
+    options = {"epochs": epochs, "batch_size": 64}
     if variant == "loop":
         def run():
             for seed in range(MEMBERS):
@@ -41,3 +41,34 @@ def test_fit_members(benchmark, size, variant):
     benchmark.extra_info.update(operation="fit 8 members", size=size, variant=variant,
                                 steps=MEMBERS * epochs * (ROWS // 64))
     benchmark(run)
+
+
+SEED_MEMBERS = 64
+SEED_EPOCHS = 500
+
+
+@pytest.mark.parametrize("variant", ["loop", "ensemble-lanes-1-thread"])
+def test_fit_seed_size_members(benchmark, variant):
+    """64 seed-size nets (4, 3, 3, 1), 500 epochs full batch, plain SGD, on one thread: a loop of
+    ``Net.fit`` against one ``Ensemble.fit``, whose members train side by side in SIMD lanes
+    (``nnfast._lanes``; target 50 ns per net-step). The nets are built outside the timing."""
+    x = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=float)
+    y = np.array([[0], [1], [1], [0]], dtype=float)
+    options = {"epochs": SEED_EPOCHS, "lr": 1e-3}
+    if variant == "loop":
+        def setup():
+            return ([nnfast.Net([3, 3, 1], seed=s, loss="sse") for s in range(SEED_MEMBERS)],), {}
+
+        def run(nets):
+            for seed, net in enumerate(nets):
+                net.fit(x, y, seed=seed, **options)
+    else:
+        def setup():
+            return (nnfast.Ensemble([3, 3, 1], seeds=range(SEED_MEMBERS), loss="sse"),), {}
+
+        def run(ensemble):
+            ensemble.fit(x, y, seeds=range(SEED_MEMBERS), n_threads=1, **options)
+    benchmark.group = "ensemble seed size"
+    benchmark.extra_info.update(operation=f"fit {SEED_MEMBERS} members", size="(4, 3, 3, 1)", variant=variant,
+                                steps=SEED_MEMBERS * SEED_EPOCHS)
+    benchmark.pedantic(run, setup=setup, rounds=15)

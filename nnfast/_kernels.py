@@ -25,7 +25,7 @@ BEST : Kernels
 import os
 from typing import NamedTuple
 
-from nnfast import _checks, _dense, _fastpath, _fit  # type: ignore[attr-defined]  # compiled: no stubs
+from nnfast import _checks, _dense, _fastpath, _fit, _lanes  # type: ignore[attr-defined]  # compiled: no stubs
 
 _CHOICES = ("auto", "baseline", "avx2")
 # Nets whose widest layer is at most this stay on the baseline under "auto".
@@ -40,6 +40,7 @@ class Kernels(NamedTuple):
     dense: object
     fastpath: object
     fit: object
+    lanes: object
 
 
 def avx2_kernels():
@@ -49,15 +50,16 @@ def avx2_kernels():
         return None
     try:
         from nnfast._avx2 import _checks as checks, _dense as dense, _fastpath as fastpath, _fit as fit
+        from nnfast._avx2 import _lanes as lanes
     except ImportError:  # built without it (not x86-64, or another compiler)
         return None
-    return Kernels("avx2", checks, dense, fastpath, fit)
+    return Kernels("avx2", checks, dense, fastpath, fit, lanes)
 
 
 CHOICE = os.environ.get("NNFAST_KERNELS", "auto")
 if CHOICE not in _CHOICES:
     raise ImportError(f"NNFAST_KERNELS must be one of {', '.join(_CHOICES)}, got {CHOICE!r}")
-BASELINE = Kernels("baseline", _checks, _dense, _fastpath, _fit)
+BASELINE = Kernels("baseline", _checks, _dense, _fastpath, _fit, _lanes)
 AVX2 = None if CHOICE == "baseline" else avx2_kernels()
 if CHOICE == "avx2" and AVX2 is None:
     raise ImportError("NNFAST_KERNELS=avx2, but this CPU, its OS or this install of nnfast has no AVX2 build")
