@@ -87,9 +87,15 @@ cdef inline void affine_forward(Py_ssize_t rows, Py_ssize_t fan_in, Py_ssize_t f
 
 
 cdef inline floating sigmoid(floating z) noexcept nogil:
-    """1 / (1 + exp(-z)) without overflow for either sign of z."""
+    """1 / (1 + exp(-z)) without overflow for either sign of z.
+
+    The divisor is a double whatever the dtype: Cython writes the literal 1 as
+    the double 1.0, and without cdivision (the checked build) it would keep
+    the divisor in a temporary of the dtype, rounding float32 differently.
+    """
     cdef floating decay = exp(-fabs(z))
-    return 1 / (1 + decay) if z >= 0 else decay / (1 + decay)
+    cdef double divisor = 1.0 + decay
+    return 1 / divisor if z >= 0 else decay / divisor
 
 
 cdef void activation_forward(int kind, floating slope, Py_ssize_t n, floating* values,
