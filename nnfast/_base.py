@@ -63,6 +63,12 @@ if TYPE_CHECKING:
     from nnfast._typing import FloatArray, PathLike
 
 
+def _check_some_weight(weights, where):
+    """Refuse sample weights (None: none given) that are all zero ``where``."""
+    if weights is not None and not weights.any():
+        raise ValueError(f"sample_weight must not be all zero{where}: there would be nothing to train on")
+
+
 class BaseNet:
     """A fully connected network (shared interface; use a subclass).
 
@@ -688,10 +694,8 @@ class BaseNet:
                              "and the split takes some away (pass validation_data instead)")
         x, y, weights, x_val, y_val = self._validation_split(x, y, weights, validation_data,
                                                              validation_fraction, seed)
-        if weights is not None and not weights.any():
-            raise ValueError("sample_weight must not be all zero" + (
-                " on the training part of the validation_fraction split" if x_val is not None
-                and validation_data is None else "") + ": there would be nothing to train on")
+        _check_some_weight(weights, " on the training part of the validation_fraction split"
+                           if x_val is not None and validation_data is None else "")
         early_stopping = check_bool("early_stopping", early_stopping)
         patience = check_int("patience", patience, 1)
         min_delta = check_number("min_delta", min_delta, 0.0)
@@ -707,6 +711,16 @@ class BaseNet:
         self._check_fit_memory(n_samples, epochs, batch_size, optimizer, x, y, x_val, early_stopping)
         return FitPlan(x, y, x_val, y_val, weights, epochs, optimizer, schedule, batch_size, shuffle, state,
                        early_stopping, patience, min_delta, order)
+
+    def _replan(self, plan, *, optimizer=None, seed=None, sample_weight=None):
+        """The ``FitPlan`` of ``_plan_fit`` with ``plan``'s arguments but these three, where
+        ``plan`` is another net's of the same dtype and has no validation split: its data are
+        checked already (an ensemble's members share them)."""
+        weights = self._check_weights(sample_weight, plan.x)
+        _check_some_weight(weights, "")
+        seed = check_seed(seed)
+        state = _random.shuffle_state(seed) if plan.shuffle else 0
+        return plan._replace(optimizer=self._choose_optimizer(None, optimizer), weights=weights, state=state)
 
     def _start_run(self, plan):
         """(Owner only.) Give the net the plan's optimizer and return the plan's ``TrainingRun``."""

@@ -50,16 +50,17 @@ def plan(members, optimizers, n_samples, fit_kwargs):
     chosen = [member.optimizer if optimizer is None else optimizer for member, optimizer in zip(members, optimizers)]
     if chosen[0] is None:
         return None
-    kind = chosen[0].hyperparameters()
-    for member, optimizer in zip(members, chosen):
-        if (type(member) is not Net or optimizer is None or type(optimizer) is not type(chosen[0])
-                or member.dtype != first.dtype or not (member._layout.table == first._layout.table).all()
-                or member.loss_name != first.loss_name or member.negative_slope != first.negative_slope
-                or member.l2 != first.l2 or member.activation != first.activation):
-            return None
+    def architecture(net):
+        return (net._layers, net._activations, net._bias, net._loss_name, net._negative_slope, net._l2, net._dtype)
+
+    def rule(optimizer):  # the update's code, Nesterov setting and style
         values = optimizer.hyperparameters()
-        # The same update rule: optimizer code, Nesterov and style.
-        if values[0] != kind[0] or values[2] != kind[2] or values[7] != kind[7]:
+        return type(optimizer), values[0], values[2], values[7]
+
+    shape, kind = architecture(first), rule(chosen[0])
+    for member, optimizer in zip(members, chosen):
+        if (type(member) is not Net or optimizer is None or architecture(member) != shape
+                or (optimizer is not chosen[0] and rule(optimizer) != kind)):
             return None
     return lanes
 
@@ -78,8 +79,12 @@ def fit(lanes, members, x, y, epochs, optimizers, fit_seeds, weights, fit_kwargs
         stopped the fit; every member keeps the parameters after its last
         completed step.
     """
-    plans = [member._plan_fit(x, y, epochs=epochs, optimizer=optimizer, seed=seed, sample_weight=w, **fit_kwargs)
-             for member, optimizer, seed, w in zip(members, optimizers, fit_seeds, weights)]
+    # The data are checked once: the members share them, and everything but these three.
+    first_plan = members[0]._plan_fit(x, y, epochs=epochs, optimizer=optimizers[0], seed=fit_seeds[0],
+                                      sample_weight=weights[0], **fit_kwargs)
+    plans = [first_plan] + [member._replan(first_plan, optimizer=optimizer, seed=seed, sample_weight=w)
+                            for member, optimizer, seed, w in zip(members[1:], optimizers[1:], fit_seeds[1:],
+                                                                  weights[1:])]
     first = members[0]
     arguments = (first._layout.table, first._loss_code(), first._negative_slope, first._l2, plans[0].x, plans[0].y)
     runs = [None] * len(members)
