@@ -217,12 +217,13 @@ import json, time
 import numpy as np
 import nnfast
 
+LAYERS, MEMBERS, THREADS, EPOCHS = {layers}, {members}, {threads}, {epochs}
 rng = np.random.default_rng(0)
-x, y = rng.standard_normal((64, 16)), rng.standard_normal((64, 2))
-ensemble = nnfast.Ensemble([16, 32, 2], n_members=4, seed=0)
+x, y = rng.standard_normal((64, LAYERS[0])), rng.standard_normal((64, LAYERS[-1]))
+ensemble = nnfast.Ensemble(LAYERS, n_members=MEMBERS, seed=0)
 print("started", flush=True)
 try:
-    ensemble.fit(x, y, epochs=10**7, lr=1e-4, batch_size=16, n_threads=2)
+    ensemble.fit(x, y, epochs=EPOCHS, lr=1e-4, batch_size=16, n_threads=THREADS)
     raise SystemExit("the fit was not interrupted")
 except nnfast.TrainingInterrupted as error:
     caught = time.monotonic()
@@ -232,20 +233,27 @@ for i, history in enumerate(histories):
     if history is None:
         replays.append(None)
         continue
-    net = nnfast.Net([16, 32, 2], seed=ensemble.init_seeds[i])
+    net = nnfast.Net(LAYERS, seed=ensemble.init_seeds[i])
     net.fit(x, y, epochs=history.epochs, lr=1e-4, batch_size=16, seed=ensemble.fit_seeds[i])
     replays.append(bool(history.epochs == 0 or len(history.loss) != history.epochs * 4
                         or np.array_equal(net.parameters, ensemble.members[i].parameters)))
-print(json.dumps(dict(caught=caught, delivered=delivered(), steps=[None if h is None else len(h.loss) for h in histories],
-                      replays=replays)))
+print(json.dumps({{"caught": caught, "delivered": delivered(), "replays": replays,
+                  "steps": [None if h is None else len(h.loss) for h in histories]}}))
 """
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="sends SIGINT to a child process")
-def test_ctrl_c_stops_every_member_s_thread():
+@pytest.mark.parametrize("layers, members, threads, epochs", [
+    ([16, 32, 2], 4, 2, 10**7),  # members on threads of their own
+    # Tiny members in SIMD lanes (nnfast._lanes), in this thread, and their blocks on two
+    # threads; fewer epochs, as all members' records are allocated before the first step.
+    ([3, 3, 1], 12, 1, 10**6),
+    ([3, 3, 1], 20, 2, 10**6),
+])
+def test_ctrl_c_stops_every_member_s_thread(layers, members, threads, epochs):
     from tests.test_interrupts import LATENCY, run_child
 
-    result = run_child(ENSEMBLE_CHILD, delay=0.5)
+    result = run_child(ENSEMBLE_CHILD.format(layers=layers, members=members, threads=threads, epochs=epochs), delay=0.5)
     latency = result["caught"] - result["delivered"]
     print(f"SIGINT to TrainingInterrupted: {latency * 1e3:.1f} ms; steps per member {result['steps']}")
     # From the signal's delivery; the main thread waits in slices of 0.05 s, and each

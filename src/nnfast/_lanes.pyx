@@ -349,6 +349,7 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
     cdef floating* lane_values
     cdef floating* member_values
     cdef Py_ssize_t* hidden_offset
+    error = None
     try:
         for m in range(n_members):
             run = runs[m]
@@ -431,6 +432,9 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
             with nogil:
                 finished = run_block(&arch, members + b * LANES, inputs, targets, n_samples, batch_size, stop,
                                      shuffle, gather, weighted, &block, &poll, cancel)
+            if poll.raised and error is None:
+                # Taken now: the Python calls below must not run with it pending.
+                error = pending_exception()
             for l in range(min(LANES, n_members - b * LANES)):
                 m = b * LANES + l
                 with locks[m].writing():  # readers must not see a half-copied vector
@@ -447,8 +451,8 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
             run.cancelled = not finished and not poll.raised and cancel_requested(cancel)
     finally:
         PyMem_Free(members)
-    if poll.raised:
-        raise pending_exception()
+    if error is not None:
+        raise error
     return finished
 
 
