@@ -53,6 +53,23 @@ cdef extern from *:
         for (l = 0; l < n; l++) m[l] = flags[c * n + l] ? -1 : 0;                                   \
         return m;                                                                                   \
     }                                                                                               \
+    /* The products' one sum, lane by lane: total = start + a[0] * b[0] + a[1] * b[1] + ..., over   \
+       n terms in order, a and b stepping by the given strides (in vectors); the result             \
+       C vectors at c_out. */                                                                       \
+    static inline __attribute__((always_inline)) void nnfast_lane_dot_##S(                          \
+            const V##S* a, ptrdiff_t a_step, const V##S* b, ptrdiff_t b_step, ptrdiff_t n,          \
+            const V##S* start, V##S* out) {                                                         \
+        enum { C = CHUNKS_##S };                                                                    \
+        V##S total[C];                                                                              \
+        ptrdiff_t k, c;                                                                             \
+        for (c = 0; c < C; c++)                                                                     \
+            total[c] = start ? start[c] : (V##S){0};                                                \
+        for (k = 0; k < n; k++)                                                                     \
+            for (c = 0; c < C; c++)                                                                 \
+                total[c] += a[k * a_step + c] * b[k * b_step + c];                                  \
+        for (c = 0; c < C; c++)                                                                     \
+            out[c] = total[c];                                                                      \
+    }                                                                                               \
     /* nnfast._dense.sigmoid, as Cython writes it: its constants are doubles, so in float32  \
        the divisions round in double first. */                                                      \
     static inline T nnfast_sigmoid_##S(T z) {                                                      \
@@ -70,7 +87,7 @@ cdef extern from *:
         const V##S* params = (const V##S*)params_;                                                  \
         const V##S* inputs = (const V##S*)x_;                                                       \
         const V##S zero = {0}, one = zero + 1, slopes = zero + slope;                               \
-        ptrdiff_t layer, i, j, p, c, k;                                                             \
+        ptrdiff_t layer, i, j, k;                                                                   \
         for (layer = 0; layer < n_layers; layer++) {                                                \
             const ptrdiff_t fan_in = sizes[layer], fan_out = sizes[layer + 1];                      \
             const V##S* w = params + weight_offsets[layer] * C;                                     \
@@ -79,16 +96,9 @@ cdef extern from *:
             V##S* z = last ? (V##S*)out_ : (V##S*)act_ + hidden_offsets[layer] * C;                 \
             V##S* d = last ? NULL : (V##S*)deriv_ + hidden_offsets[layer] * C;                      \
             for (i = 0; i < rows; i++)                                                              \
-                for (j = 0; j < fan_out; j++) {                                                     \
-                    V##S total[C];                                                                  \
-                    for (c = 0; c < C; c++)                                                         \
-                        total[c] = bias ? bias[j * C + c] : zero;                                   \
-                    for (p = 0; p < fan_in; p++)                                                    \
-                        for (c = 0; c < C; c++)                                                     \
-                            total[c] += inputs[(i * fan_in + p) * C + c] * w[(p * fan_out + j) * C + c]; \
-                    for (c = 0; c < C; c++)                                                         \
-                        z[(i * fan_out + j) * C + c] = total[c];                                    \
-                }                                                                                   \
+                for (j = 0; j < fan_out; j++)                                                       \
+                    nnfast_lane_dot_##S(inputs + i * fan_in * C, C, w + j * C, fan_out * C, fan_in, \
+                                        bias ? bias + j * C : NULL, z + (i * fan_out + j) * C);     \
             if (last)                                                                               \
                 break;                                                                              \
             /* nnfast._dense.activation_forward */                                                  \
@@ -191,16 +201,9 @@ cdef extern from *:
             V##S* inputs = layer == 0 ? (V##S*)x_ : (V##S*)act_ + hidden_offsets[layer - 1] * C;    \
             V##S* target = grad + weight_offsets[layer] * C;                                        \
             for (i = 0; i < fan_in; i++)                                                            \
-                for (j = 0; j < fan_out; j++) {                                                     \
-                    V##S total[C];                                                                  \
-                    for (c = 0; c < C; c++)                                                         \
-                        total[c] = zero;                                                            \
-                    for (r = 0; r < rows; r++)                                                      \
-                        for (c = 0; c < C; c++)                                                     \
-                            total[c] += inputs[(r * fan_in + i) * C + c] * delta[(r * fan_out + j) * C + c]; \
-                    for (c = 0; c < C; c++)                                                         \
-                        target[(i * fan_out + j) * C + c] = total[c];                               \
-                }                                                                                   \
+                for (j = 0; j < fan_out; j++)                                                       \
+                    nnfast_lane_dot_##S(inputs + i * C, fan_in * C, delta + j * C, fan_out * C, rows,\
+                                        NULL, target + (i * fan_out + j) * C);                      \
             if (bias_offsets[layer] >= 0) {                                                         \
                 target = grad + bias_offsets[layer] * C;                                            \
                 for (j = 0; j < fan_out; j++) {                                                     \
@@ -220,14 +223,12 @@ cdef extern from *:
                 const V##S* deriv = (const V##S*)deriv_ + hidden_offsets[layer - 1] * C;            \
                 for (r = 0; r < rows; r++)                                                          \
                     for (i = 0; i < fan_in; i++) {                                                  \
+                        const ptrdiff_t k = (r * fan_in + i) * C;                                   \
                         V##S total[C];                                                              \
+                        nnfast_lane_dot_##S(delta + r * fan_out * C, C, w + i * fan_out * C, C, fan_out,\
+                                            NULL, total);                                           \
                         for (c = 0; c < C; c++)                                                     \
-                            total[c] = zero;                                                        \
-                        for (j = 0; j < fan_out; j++)                                               \
-                            for (c = 0; c < C; c++)                                                 \
-                                total[c] += delta[(r * fan_out + j) * C + c] * w[(i * fan_out + j) * C + c]; \
-                        for (c = 0; c < C; c++)                                                     \
-                            inputs[(r * fan_in + i) * C + c] = total[c] * deriv[(r * fan_in + i) * C + c]; \
+                            inputs[k + c] = total[c] * deriv[k + c];                                \
                     }                                                                               \
                 delta = inputs;                                                                     \
             }                                                                                       \
