@@ -75,7 +75,79 @@ cdef extern from *:
     static inline T nnfast_sigmoid_##S(T z) {                                                      \
         T decay = exp(-fabs(z));                                                                    \
         return z >= 0 ? 1.0 / (1.0 + decay) : decay / (1.0 + decay);                                \
+    }
+    #define NNFAST_LANE_LAYER(T, S, NI, NO)                                                         \
+    /* One layer of nnfast._dense.forward_pass and backward_pass with its widths NI and NO known    \
+       at compile time, so that the products unroll (as nnfast._tiny's do) and only the loop over   \
+       rows is left: the same sums in the same order as with any widths. */                         \
+    static void nnfast_lane_layer_forward_##S##_##NI##_##NO(ptrdiff_t rows, const V##S* inputs,     \
+                                                            const V##S* w, const V##S* bias, V##S* z) {\
+        enum { C = CHUNKS_##S };                                                                    \
+        ptrdiff_t i, j;                                                                             \
+        for (i = 0; i < rows; i++)                                                                  \
+            for (j = 0; j < NO; j++)                                                                \
+                nnfast_lane_dot_##S(inputs + i * NI * C, C, w + j * C, NO * C, NI,                  \
+                                    bias ? bias + j * C : NULL, z + (i * NO + j) * C);              \
     }                                                                                               \
+    /* grad_w[p, j] = 0 + the sum over rows in order of inputs[r, p] * delta[r, j], and grad_b[j]   \
+       = 0 + the sum of delta[r, j] (where grad_b is given): a row of grad_w at a time, its NO      \
+       sums in registers. Then, where delta_in is given, the delta over the layer's inputs,         \
+       (0 + the sum over j of delta[r, j] * w[p, j]) * deriv[r, p], which may overwrite the         \
+       inputs: they are used by then. */                                                            \
+    static void nnfast_lane_layer_backward_##S##_##NI##_##NO(                                       \
+            ptrdiff_t rows, const V##S* inputs, const V##S* delta, const V##S* w, const V##S* deriv,\
+            V##S* grad_w, V##S* grad_b, V##S* delta_in) {                                           \
+        enum { C = CHUNKS_##S };                                                                    \
+        V##S total[NO * C];                                                                         \
+        ptrdiff_t r, p, j, c;                                                                       \
+        for (p = 0; p < NI; p++) {                                                                  \
+            for (c = 0; c < NO * C; c++)                                                            \
+                total[c] = (V##S){0};                                                               \
+            for (r = 0; r < rows; r++)                                                              \
+                for (j = 0; j < NO; j++)                                                            \
+                    for (c = 0; c < C; c++)                                                         \
+                        total[j * C + c] += inputs[(r * NI + p) * C + c] * delta[(r * NO + j) * C + c];\
+            for (c = 0; c < NO * C; c++)                                                            \
+                grad_w[p * NO * C + c] = total[c];                                                  \
+        }                                                                                           \
+        if (grad_b) {                                                                               \
+            for (c = 0; c < NO * C; c++)                                                            \
+                total[c] = (V##S){0};                                                               \
+            for (r = 0; r < rows; r++)                                                              \
+                for (c = 0; c < NO * C; c++)                                                        \
+                    total[c] += delta[r * NO * C + c];                                              \
+            for (c = 0; c < NO * C; c++)                                                            \
+                grad_b[c] = total[c];                                                               \
+        }                                                                                           \
+        if (delta_in)                                                                               \
+            for (r = 0; r < rows; r++)                                                              \
+                for (p = 0; p < NI; p++) {                                                          \
+                    nnfast_lane_dot_##S(delta + r * NO * C, C, w + p * NO * C, C, NO, NULL, total); \
+                    for (c = 0; c < C; c++)                                                         \
+                        delta_in[(r * NI + p) * C + c] = total[c] * deriv[(r * NI + p) * C + c];    \
+                }                                                                                   \
+    }
+    /* Every width from 1 to TINY_WIDTH = 4 (nnfast._lanes checks the nets against it). */
+    #define NNFAST_LANE_LAYERS_OF(T, S, NI)                                                         \
+        NNFAST_LANE_LAYER(T, S, NI, 1) NNFAST_LANE_LAYER(T, S, NI, 2)                               \
+        NNFAST_LANE_LAYER(T, S, NI, 3) NNFAST_LANE_LAYER(T, S, NI, 4)
+    #define NNFAST_LANE_TABLE_ROW(KIND, S, NI)                                                      \
+        {nnfast_lane_layer_##KIND##_##S##_##NI##_1, nnfast_lane_layer_##KIND##_##S##_##NI##_2,      \
+         nnfast_lane_layer_##KIND##_##S##_##NI##_3, nnfast_lane_layer_##KIND##_##S##_##NI##_4}
+    #define NNFAST_LANE_TABLES(T, S)                                                                \
+    typedef void (*nnfast_lane_forward_layer_##S)(ptrdiff_t, const V##S*, const V##S*, const V##S*, V##S*);\
+    typedef void (*nnfast_lane_backward_layer_##S)(ptrdiff_t, const V##S*, const V##S*, const V##S*,\
+                                                   const V##S*, V##S*, V##S*, V##S*);               \
+    NNFAST_LANE_LAYERS_OF(T, S, 1) NNFAST_LANE_LAYERS_OF(T, S, 2)                                   \
+    NNFAST_LANE_LAYERS_OF(T, S, 3) NNFAST_LANE_LAYERS_OF(T, S, 4)                                   \
+    /* Indexed by [NI - 1][NO - 1]. */                                                              \
+    static const nnfast_lane_forward_layer_##S nnfast_lane_forward_layers_##S[4][4] = {             \
+        NNFAST_LANE_TABLE_ROW(forward, S, 1), NNFAST_LANE_TABLE_ROW(forward, S, 2),                 \
+        NNFAST_LANE_TABLE_ROW(forward, S, 3), NNFAST_LANE_TABLE_ROW(forward, S, 4)};                \
+    static const nnfast_lane_backward_layer_##S nnfast_lane_backward_layers_##S[4][4] = {           \
+        NNFAST_LANE_TABLE_ROW(backward, S, 1), NNFAST_LANE_TABLE_ROW(backward, S, 2),               \
+        NNFAST_LANE_TABLE_ROW(backward, S, 3), NNFAST_LANE_TABLE_ROW(backward, S, 4)};
+    #define NNFAST_LANE_STEP(T, S, I)                                                               \
     /* nnfast._dense.forward_pass with the tiny products: z[i, j] = bias[j] (or 0) + the sum      \
        over p in order of x[i, p] * w[p, j]; then the activation and its derivative. */             \
     static __attribute__((noinline)) void nnfast_lanes_forward_##S(                                                           \
@@ -87,7 +159,7 @@ cdef extern from *:
         const V##S* params = (const V##S*)params_;                                                  \
         const V##S* inputs = (const V##S*)x_;                                                       \
         const V##S zero = {0}, one = zero + 1, slopes = zero + slope;                               \
-        ptrdiff_t layer, i, j, k;                                                                   \
+        ptrdiff_t layer, k;                                                                         \
         for (layer = 0; layer < n_layers; layer++) {                                                \
             const ptrdiff_t fan_in = sizes[layer], fan_out = sizes[layer + 1];                      \
             const V##S* w = params + weight_offsets[layer] * C;                                     \
@@ -95,10 +167,7 @@ cdef extern from *:
             const int last = layer == n_layers - 1;                                                 \
             V##S* z = last ? (V##S*)out_ : (V##S*)act_ + hidden_offsets[layer] * C;                 \
             V##S* d = last ? NULL : (V##S*)deriv_ + hidden_offsets[layer] * C;                      \
-            for (i = 0; i < rows; i++)                                                              \
-                for (j = 0; j < fan_out; j++)                                                       \
-                    nnfast_lane_dot_##S(inputs + i * fan_in * C, C, w + j * C, fan_out * C, fan_in, \
-                                        bias ? bias + j * C : NULL, z + (i * fan_out + j) * C);     \
+            nnfast_lane_forward_layers_##S[fan_in - 1][fan_out - 1](rows, inputs, w, bias, z);      \
             if (last)                                                                               \
                 break;                                                                              \
             /* nnfast._dense.activation_forward */                                                  \
@@ -194,44 +263,16 @@ cdef extern from *:
         const V##S* params = (const V##S*)params_;                                                  \
         const V##S* delta = (const V##S*)out_;                                                      \
         V##S* grad = (V##S*)grad_;                                                                  \
-        const V##S zero = {0};                                                                      \
-        ptrdiff_t layer, i, j, r, c;                                                                \
+        ptrdiff_t layer;                                                                            \
         for (layer = n_layers - 1; layer >= 0; layer--) {                                           \
-            const ptrdiff_t fan_in = sizes[layer], fan_out = sizes[layer + 1];                      \
             V##S* inputs = layer == 0 ? (V##S*)x_ : (V##S*)act_ + hidden_offsets[layer - 1] * C;    \
-            V##S* target = grad + weight_offsets[layer] * C;                                        \
-            for (i = 0; i < fan_in; i++)                                                            \
-                for (j = 0; j < fan_out; j++)                                                       \
-                    nnfast_lane_dot_##S(inputs + i * C, fan_in * C, delta + j * C, fan_out * C, rows,\
-                                        NULL, target + (i * fan_out + j) * C);                      \
-            if (bias_offsets[layer] >= 0) {                                                         \
-                target = grad + bias_offsets[layer] * C;                                            \
-                for (j = 0; j < fan_out; j++) {                                                     \
-                    V##S total[C];                                                                  \
-                    for (c = 0; c < C; c++)                                                         \
-                        total[c] = zero;                                                            \
-                    for (r = 0; r < rows; r++)                                                      \
-                        for (c = 0; c < C; c++)                                                     \
-                            total[c] += delta[(r * fan_out + j) * C + c];                           \
-                    for (c = 0; c < C; c++)                                                         \
-                        target[j * C + c] = total[c];                                               \
-                }                                                                                   \
-            }                                                                                       \
-            if (layer > 0) {                                                                        \
-                /* Over the activations the weight gradient has just used. */                     \
-                const V##S* w = params + weight_offsets[layer] * C;                                 \
-                const V##S* deriv = (const V##S*)deriv_ + hidden_offsets[layer - 1] * C;            \
-                for (r = 0; r < rows; r++)                                                          \
-                    for (i = 0; i < fan_in; i++) {                                                  \
-                        const ptrdiff_t k = (r * fan_in + i) * C;                                   \
-                        V##S total[C];                                                              \
-                        nnfast_lane_dot_##S(delta + r * fan_out * C, C, w + i * fan_out * C, C, fan_out,\
-                                            NULL, total);                                           \
-                        for (c = 0; c < C; c++)                                                     \
-                            inputs[k + c] = total[c] * deriv[k + c];                                \
-                    }                                                                               \
-                delta = inputs;                                                                     \
-            }                                                                                       \
+            /* Below the first layer, the delta over its inputs replaces the activations. */        \
+            nnfast_lane_backward_layers_##S[sizes[layer] - 1][sizes[layer + 1] - 1](                \
+                rows, inputs, delta, params + weight_offsets[layer] * C,                            \
+                layer > 0 ? (const V##S*)deriv_ + hidden_offsets[layer - 1] * C : NULL,             \
+                grad + weight_offsets[layer] * C, bias_offsets[layer] >= 0 ? grad + bias_offsets[layer] * C : NULL,\
+                layer > 0 ? inputs : NULL);                                                         \
+            delta = inputs;                                                                         \
         }                                                                                           \
     }                                                                                               \
     /* nnfast._dense.l2_penalty, lane by lane: squares in double of (double)p * p, the          \
@@ -384,6 +425,10 @@ cdef extern from *:
     }
     NNFAST_LANE_MATH(double, d, long long)
     NNFAST_LANE_MATH(float, s, int)
+    NNFAST_LANE_TABLES(double, d)
+    NNFAST_LANE_TABLES(float, s)
+    NNFAST_LANE_STEP(double, d, long long)
+    NNFAST_LANE_STEP(float, s, int)
     """
     enum:
         LANE_RELU "NNFAST_LANE_RELU"
