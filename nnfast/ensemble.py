@@ -301,6 +301,10 @@ class BaseEnsemble:
         if "momentum" in per_member and not isinstance(optimizer, SGD):
             raise ValueError(f"momentum is an SGD option; the optimizer is {type(optimizer).__name__}")
         fields = optimizer._fields()
+        if all(value == values[0] for values in per_member.values() for value in values):
+            # One setting for all: checked once.
+            return type(optimizer)(**{**fields, **{name: values[0] for name, values in per_member.items()}}
+                                   )._fresh_copies(n_members)
         return [type(optimizer)(**{**fields, **{name: values[i] for name, values in per_member.items()}})
                 for i in range(n_members)]
 

@@ -109,6 +109,19 @@ class Optimizer:
         if step_count is not None:
             self.step_count = step_count
 
+    def _fresh_copies(self, n):
+        """``n`` optimizers with this one's (checked) hyper-parameters and no state, as
+        ``type(self)(**self._fields())`` makes them, without checking them again."""
+        settings = {name: value for name, value in self.__dict__.items() if name not in ("buffers", "_step_counter")}
+        copies = []
+        for _ in range(n):
+            copy = object.__new__(type(self))
+            copy.__dict__.update(settings)
+            copy.buffers = None
+            copy._step_counter = np.zeros(1, dtype=np.int64)
+            copies.append(copy)
+        return copies
+
     @property
     def n_moments(self) -> int:
         """int: how many moment buffers, each shaped like the parameters, the updates keep."""

@@ -170,17 +170,37 @@ def test_plan_declines_members_that_differ():
     assert _lockstep.plan(ensemble.members[:1], [nnfast.SGD(0.1)], 8, {}) is None
 
 
-def test_the_lanes_kernel_refuses_runs_that_disagree():
+def test_the_lanes_kernel_refuses_records_that_disagree():
     layers = [3, 3, 1]
     x, y = problem(8, layers)
     nets = [nnfast.Net(layers, seed=s, loss="mse") for s in range(2)]
-    plans = [net._plan_fit(x, y, epochs=2, lr=0.1, batch_size=b) for net, b in zip(nets, (4, 8))]
-    runs = [net._start_run(p) for net, p in zip(nets, plans)]
+    plan = nets[0]._plan_fit(x, y, epochs=2, lr=0.1, batch_size=4)
+    optimizers = [nnfast.SGD(0.1), nnfast.SGD(0.1)]
+    for optimizer in optimizers:
+        optimizer._bind(nets[0].n_params, nets[0]._dtype)
+    flag = np.zeros(1, dtype=np.uint8)
     lanes = _kernels.BEST.lanes
-    with pytest.raises(ValueError, match="must agree"):
-        lanes.fit_lanes(nets[0]._layout.table, nets[0]._loss_code(), 0.0, 0.0, plans[0].x, plans[0].y,
-                        [n._params for n in nets], [n._fast.lock for n in nets], runs, 2)
+
+    def fit(records, nets=nets, optimizers=optimizers):
+        net = nets[0]
+        return lanes.fit_lanes(net._layout.table, net._loss_code(), 0.0, 0.0, plan.x, plan.y,
+                               [n._params for n in nets], [n._fast.lock for n in nets], optimizers, records, 2)
+
+    def records(n_members=2):
+        return _lockstep.LaneRecords(plan, n_members, [plan.schedule.learning_rates(0.1, 2)] * n_members,
+                                     None, [0] * n_members, flag)
+
+    at_two_epochs = records()
+    at_two_epochs.counters[1, 0] = 1
+    with pytest.raises(ValueError, match="at one epoch"):
+        fit(at_two_epochs)
+    with pytest.raises(ValueError, match="2 rows of 3"):
+        fit(records(3))
+    one_row = records()
+    one_row.batch_size = 1
+    with pytest.raises(ValueError, match="batches of 2"):
+        fit(one_row)
     wide = nnfast.Net([3, 8, 1], seed=0, loss="mse")
     with pytest.raises(ValueError, match="at most"):
-        lanes.fit_lanes(wide._layout.table, wide._loss_code(), 0.0, 0.0, plans[0].x, plans[0].y,
-                        [wide._params], [wide._fast.lock], runs[:1], 2)
+        fit(records(1), [wide], optimizers[:1])
+    assert fit(records()) and all(net.optimizer is None for net in nets)  # the records as they should be

@@ -54,7 +54,7 @@ MAX_ROWS = TINY_ROWS
 
 
 cdef struct Member:
-    # One member's run (nnfast._training.TrainingRun) and optimizer, as pointers.
+    # One member's records (a row of nnfast._lockstep.LaneRecords) and optimizer, as pointers.
     double* step_loss
     double* epoch_loss
     double* epoch_penalty
@@ -316,26 +316,51 @@ cdef inline void* moment_row(object buffers, Py_ssize_t row, floating* kind, Py_
     return vector_data(<cnp.ndarray>buffers, kind, (row + 1) * n_params, True) + row * n_params
 
 
+cdef void* record_rows(object array, int typenum, Py_ssize_t rows, Py_ssize_t cols) except NULL:
+    """Data of a writeable C-contiguous record array of ``typenum`` with ``rows`` rows of
+    ``cols`` values (one per member)."""
+    if (not isinstance(array, cnp.ndarray) or cnp.PyArray_TYPE(array) != typenum
+            or not cnp.PyArray_IS_C_CONTIGUOUS(array) or not cnp.PyArray_ISBEHAVED(array)
+            or cnp.PyArray_NDIM(array) < 1 or cnp.PyArray_DIM(array, 0) != rows
+            or cnp.PyArray_SIZE(array) != rows * cols):
+        raise ValueError(f"the records must be writeable C-contiguous arrays of {rows} rows of {cols}, "
+                         f"got {array!r:.80}")
+    return cnp.PyArray_DATA(array)
+
+
 cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negative_slope, double l2,
-                     cnp.ndarray x, cnp.ndarray y, list params, list locks, list runs, Py_ssize_t stop):
+                     cnp.ndarray x, cnp.ndarray y, list params, list locks, list optimizers, records,
+                     Py_ssize_t stop):
     cdef Architecture arch = read_architecture(table, loss, negative_slope, l2)
-    cdef Py_ssize_t n_members = len(runs), n_params = arch.n_params
+    cdef Py_ssize_t n_members = len(params), n_params = arch.n_params
     cdef Py_ssize_t n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
     cdef Py_ssize_t n_samples = cnp.PyArray_DIM(x, 0)
     cdef Py_ssize_t i, l, layer, offset, b, m, n_blocks = (n_members + LANES - 1) // LANES
-    if n_members < 1 or len(params) != n_members or len(locks) != n_members:
-        raise ValueError("give one parameter vector, lock and run per member, and at least one member")
+    if n_members < 1 or len(locks) != n_members or len(optimizers) != n_members:
+        raise ValueError("give one parameter vector, lock and optimizer per member, and at least one member")
     if arch.max_width > TINY_WIDTH or not (loss == SSE or loss == MSE or loss == SQUARED_ERROR):
         raise ValueError(f"the lanes take nets at most {TINY_WIDTH} wide with a squared-error loss")
-    first_run = runs[0]
-    cdef Py_ssize_t batch_size = first_run.batch_size, epoch = first_run.epoch, epochs = first_run.epochs
-    cdef Py_ssize_t steps_per_epoch = first_run.steps_per_epoch
-    cdef bint shuffle = first_run.shuffle, gather = first_run.gather
-    cdef bint weighted = first_run.sample_weight is not None
+    cdef Py_ssize_t batch_size = records.batch_size, epochs = records.epochs
+    cdef Py_ssize_t steps_per_epoch = records.steps_per_epoch
+    cdef bint shuffle = records.shuffle, gather = records.gather
+    cdef list learning_rates = records.learning_rates
+    weights = records.sample_weight
+    cdef bint weighted = weights is not None
     cdef Py_ssize_t rows = min(batch_size, n_samples)
-    if not (2 <= rows <= TINY_ROWS and n_samples % batch_size != 1 and 0 <= epoch <= stop <= epochs):
+    cdef long long* counters = <long long*>record_rows(records.counters, cnp.NPY_INT64, n_members, 3)
+    cdef Py_ssize_t epoch = counters[0]
+    if not (2 <= rows <= TINY_ROWS and n_samples % batch_size != 1 and 0 <= epoch <= stop <= epochs
+            and steps_per_epoch == (n_samples + batch_size - 1) // batch_size):
         raise ValueError(f"the lanes take batches of 2 to {TINY_ROWS} rows, got batch_size={batch_size} "
                          f"for {n_samples} samples, epochs {epoch}..{stop} of {epochs}")
+    if len(learning_rates) != n_members or (weighted and len(weights) != n_members):
+        raise ValueError("give one learning rate schedule (and sample weight vector, if any) per member")
+    cdef double* step_loss = <double*>record_rows(records.step_loss, cnp.NPY_DOUBLE, n_members,
+                                                  epochs * steps_per_epoch)
+    cdef double* epoch_loss = <double*>record_rows(records.epoch_loss, cnp.NPY_DOUBLE, n_members, epochs)
+    cdef double* epoch_penalty = <double*>record_rows(records.epoch_penalty, cnp.NPY_DOUBLE, n_members, epochs)
+    cdef Py_ssize_t* orders = <Py_ssize_t*>record_rows(records.order, cnp.NPY_INTP, n_members, n_samples)
+    cdef uint64_t* shuffle_states = <uint64_t*>record_rows(records.shuffle_state, cnp.NPY_UINT64, n_members, 1)
     cdef const floating* inputs = matrix_data(x, kind, -1, n_in, False)
     cdef const floating* targets = matrix_data(y, kind, n_samples, n_out, False)
     cdef Member* members = <Member*>PyMem_Malloc(n_blocks * LANES * sizeof(Member))
@@ -344,7 +369,7 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
     cdef Block block
     cdef SignalPoll poll
     cdef bint finished = True
-    cdef cnp.ndarray cancel_array = first_run.cancel
+    cdef cnp.ndarray cancel_array = records.cancel
     cdef const unsigned char* cancel
     cdef floating* lane_values
     cdef floating* member_values
@@ -352,34 +377,26 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
     error = None
     try:
         for m in range(n_members):
-            run = runs[m]
-            if (run.batch_size != batch_size or run.epoch != epoch or run.epochs != epochs
-                    or run.shuffle != shuffle or run.gather != gather
-                    or (run.sample_weight is not None) != weighted or run.early_stopping or run.has_validation
-                    or cnp.PyArray_NDIM(<cnp.ndarray?>run.order) != 1 or run.cancel is not cancel_array):
-                raise ValueError("the members' runs must agree in batches, epochs, shuffling, weighting and "
-                                 "cancel flag, without validation, early stopping or per-epoch orders")
-            members[m].step_loss = vector_data(<cnp.ndarray?>run.step_loss, <double*>NULL,
-                                               epochs * steps_per_epoch, True)
-            members[m].epoch_loss = vector_data(<cnp.ndarray?>run.epoch_loss, <double*>NULL, epochs, True)
-            members[m].epoch_penalty = vector_data(<cnp.ndarray?>run.epoch_penalty, <double*>NULL, epochs, True)
-            members[m].learning_rates = vector_data(<cnp.ndarray?>run.learning_rates, <double*>NULL, epochs, False)
-            members[m].order = index_data(<cnp.ndarray?>run.order, n_samples)
-            state_array, steps_array = run.shuffle_state, run.optimizer_steps
-            if (cnp.PyArray_TYPE(state_array) != cnp.NPY_UINT64 or cnp.PyArray_SIZE(state_array) != 1
-                    or cnp.PyArray_TYPE(steps_array) != cnp.NPY_INT64 or cnp.PyArray_SIZE(steps_array) != 1
-                    or not cnp.PyArray_ISWRITEABLE(state_array) or not cnp.PyArray_ISWRITEABLE(steps_array)):
-                raise ValueError("run.shuffle_state must be a writeable uint64[1] and run.optimizer_steps "
-                                 "a writeable int64[1]")
-            members[m].shuffle_state = <uint64_t*>cnp.PyArray_DATA(state_array)
+            optimizer = optimizers[m]
+            steps_array = optimizer._step_counter
+            if (counters[3 * m] != epoch or cnp.PyArray_TYPE(steps_array) != cnp.NPY_INT64
+                    or cnp.PyArray_SIZE(steps_array) != 1 or not cnp.PyArray_ISWRITEABLE(steps_array)):
+                raise ValueError("the members' runs must all be at one epoch, and each optimizer's step "
+                                 "counter a writeable int64[1]")
+            members[m].step_loss = step_loss + m * epochs * steps_per_epoch
+            members[m].epoch_loss = epoch_loss + m * epochs
+            members[m].epoch_penalty = epoch_penalty + m * epochs
+            members[m].learning_rates = vector_data(<cnp.ndarray?>learning_rates[m], <double*>NULL, epochs, False)
+            members[m].order = orders + m * n_samples
+            members[m].shuffle_state = shuffle_states + m
             members[m].optimizer_steps = <long long*>cnp.PyArray_DATA(steps_array)
             members[m].sample_weight = (
-                vector_data(<cnp.ndarray?>run.sample_weight, kind, n_samples, False) if weighted else NULL)
+                vector_data(<cnp.ndarray?>weights[m], kind, n_samples, False) if weighted else NULL)
             members[m].params = vector_data(<cnp.ndarray?>params[m], kind, n_params, True)
             members[m].hyper = read_hyperparameters(
-                vector_data(<cnp.ndarray?>run.optimizer.hyperparameters(), <double*>NULL, 8, False))
-            members[m].first = moment_row(run.optimizer.buffers, 0, kind, n_params)
-            members[m].second = moment_row(run.optimizer.buffers, 1, kind, n_params)
+                vector_data(<cnp.ndarray?>optimizer.hyperparameters(), <double*>NULL, 8, False))
+            members[m].first = moment_row(optimizer.buffers, 0, kind, n_params)
+            members[m].second = moment_row(optimizer.buffers, 1, kind, n_params)
             if (members[m].hyper.code != members[0].hyper.code
                     or members[m].hyper.nesterov != members[0].hyper.nesterov
                     or members[m].hyper.sklearn_style != members[0].hyper.sklearn_style):
@@ -388,7 +405,7 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
                     members[m].first == NULL and members[m].hyper.momentum != 0):
                 raise ValueError("a member's optimizer has no moment buffers: bind it first")
             members[m].epoch = epoch
-            members[m].steps = run.steps
+            members[m].steps = counters[3 * m + 1]
             members[m].status = STEP_OK
             members[m].active = True
         for m in range(n_members, n_blocks * LANES):
@@ -396,7 +413,7 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
             members[m] = members[0]
             members[m].active = False
         if cnp.PyArray_TYPE(cancel_array) != cnp.NPY_UINT8 or cnp.PyArray_SIZE(cancel_array) != 1:
-            raise ValueError("run.cancel must be a uint8[1]")
+            raise ValueError("records.cancel must be a uint8[1]")
         cancel = <const unsigned char*>cnp.PyArray_DATA(cancel_array)
         # Every buffer of a block, each LANES values per element.
         offset = 0
@@ -444,11 +461,9 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
             if not finished:
                 break
         for m in range(n_members):
-            run = runs[m]
-            run.epoch = members[m].epoch
-            run.steps = members[m].steps
-            run.status = members[m].status
-            run.cancelled = not finished and not poll.raised and cancel_requested(cancel)
+            counters[3 * m] = members[m].epoch
+            counters[3 * m + 1] = members[m].steps
+            counters[3 * m + 2] = members[m].status
     finally:
         PyMem_Free(members)
     if error is not None:
@@ -471,14 +486,14 @@ cdef inline void copy_lane(void* member, floating* lanes, Py_ssize_t lane, Py_ss
 
 
 def fit_lanes(cnp.ndarray table, int loss, double negative_slope, double l2, cnp.ndarray x,
-              cnp.ndarray y, list params, list locks, list runs, Py_ssize_t stop):
-    """Run epochs ``run.epoch .. stop - 1`` of many members' runs, LANES members at a time.
+              cnp.ndarray y, list params, list locks, list optimizers, records, Py_ssize_t stop):
+    """Run the members' epochs up to ``stop``, LANES members at a time.
 
     Member ``i`` ends as ``nnfast._fit.run_epochs`` would leave it, alone:
     its parameters ``params[i]``, its optimizer's state and step count, and
-    the records and counters of ``runs[i]`` (``status`` says how a failed
-    step failed; that member stopped there). Blocks of LANES members run one
-    after another, each without the GIL.
+    row ``i`` of the records (its status says how a failed step failed; that
+    member stopped there). Blocks of LANES members run one after another,
+    each without the GIL.
 
     Parameters
     ----------
@@ -493,12 +508,12 @@ def fit_lanes(cnp.ndarray table, int loss, double negative_slope, double l2, cnp
         block has run.
     locks : list of nnfast._lock.NetLock
         Each member's lock, which the calling thread owns.
-    runs : list of nnfast._training.TrainingRun
-        Each member's run: all at the same epoch, with the same batches of 2
-        to TINY_ROWS rows, shuffling, weighting (each its own
-        ``sample_weight``) and cancel flag; no validation data, early
-        stopping or per-epoch order. Their optimizers are bound, of one kind,
-        Nesterov setting and style.
+    optimizers : list of nnfast.optimizers.Optimizer
+        Each member's optimizer, bound to its net: of one kind, Nesterov
+        setting and style. Their state and step counts advance in place.
+    records : nnfast._lockstep.LaneRecords
+        The members' runs, one row each (see there): all at one epoch, with
+        batches of 2 to TINY_ROWS rows.
     stop : int
         The epoch to stop before.
 
@@ -506,15 +521,15 @@ def fit_lanes(cnp.ndarray table, int loss, double negative_slope, double l2, cnp
     -------
     bool
         True if every block ran to ``stop`` (members that diverged stopped
-        earlier); False if the cancel flag stopped the run (``run.cancelled``).
-        The blocks after the one that was stopped have not started.
+        earlier); False if the cancel flag stopped the run. The blocks after
+        the one that was stopped have not started.
 
     Raises
     ------
     KeyboardInterrupt
         From a signal handler (Ctrl-C): raised after every member's state
-        and run are in order, as above.
+        and records are in order, as above.
     """
     if is_float32(x):
-        return fit_lanes_typed(<float*>NULL, table, loss, negative_slope, l2, x, y, params, locks, runs, stop)
-    return fit_lanes_typed(<double*>NULL, table, loss, negative_slope, l2, x, y, params, locks, runs, stop)
+        return fit_lanes_typed(<float*>NULL, table, loss, negative_slope, l2, x, y, params, locks, optimizers, records, stop)
+    return fit_lanes_typed(<double*>NULL, table, loss, negative_slope, l2, x, y, params, locks, optimizers, records, stop)
