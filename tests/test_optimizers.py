@@ -464,3 +464,20 @@ def test_step_count_refuses_what_no_training_reaches(value, error):
     with pytest.raises(error, match="step_count must be"):
         optimizer.step_count = value
     assert optimizer.step_count == 0
+
+
+@pytest.mark.parametrize("optimizer", [nnfast.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01,
+                                                  style="sklearn"),
+                                       nnfast.Adam(0.01, betas=(0.8, 0.9), eps=1e-7, style="sklearn"),
+                                       nnfast.AdamW(0.01, weight_decay=0.1)], ids=repr)
+def test_fresh_copies_are_new_optimizers_of_the_same_settings(optimizer):
+    """What an ensemble gives its members: as the constructor makes them, each with a state of its own."""
+    net = nnfast.Net([3, 4, 1], seed=0)
+    net.fit(np.ones((4, 3)), np.ones((4, 1)), epochs=2, optimizer=optimizer)  # state to leave behind
+    copies = optimizer._fresh_copies(2)
+    fresh = type(optimizer)(**optimizer._fields())
+    for copy_ in copies:
+        assert type(copy_) is type(optimizer) and vars(copy_).keys() == vars(fresh).keys()
+        assert repr(copy_) == repr(fresh) and copy_.step_count == 0 and copy_.buffers is None
+    copies[0].step_count = 5
+    assert copies[1].step_count == 0 and optimizer.step_count == 2
