@@ -22,6 +22,9 @@ elements), and training is full-batch plain SGD.
   - ``"jax"``: ``jax.jit`` of one ``value_and_grad`` step, and for ``fit`` a
     ``jax.jit`` of ``lax.scan`` over all the steps (one call per fit).
 
+- ``JaxEnsembleTrainer`` (``"jax-vmap"``) fits many nets of one
+  architecture at once: ``jax.vmap`` over the members of that
+  ``lax.scan``, jitted, as an ensemble's JAX user would write it.
 - Predictors (``PREDICTORS``) run the net forward with ``predict(x)``:
   ``"numpy-seed"`` (``np.maximum(x @ W1 + b1, 0) @ W2 + b2``), ``"torch"`` (under ``torch.inference_mode``), ``"jax"`` (``jax.jit``) and
   ``"onnxruntime"`` (the model ``nnfast.onnx.to_onnx`` exports).
@@ -39,7 +42,7 @@ import numpy as np
 
 __all__ = ["REQUIRES", "LOSSES", "TRAINERS", "PREDICTORS", "NumpySeedTrainer", "NumpySeedPredictor",
            "torch_module", "TorchTensorsTrainer", "torch_sequential", "TorchModuleTrainer", "TorchPredictor",
-           "jax_module", "JaxTrainer", "JaxPredictor", "onnx_model", "OnnxruntimePredictor", "version",
+           "jax_module", "JaxTrainer", "JaxEnsembleTrainer", "JaxPredictor", "onnx_model", "OnnxruntimePredictor", "version",
            "installed", "step_flops", "GemmProducts"]
 
 # competitor -> the modules it imports
@@ -48,6 +51,7 @@ REQUIRES = {
     "torch-nn": ("torch",),
     "torch": ("torch",),
     "jax": ("jax",),
+    "jax-vmap": ("jax",),
     "onnxruntime": ("onnx", "onnxruntime"),
 }
 
@@ -320,7 +324,9 @@ def _jax_forward(params, x):
     h = x @ w1
     if b1 is not None:
         h = h + b1
-    out = jax.nn.relu(h) @ w2
+    # The seed's ReLU: its gradient is 1 at 0 (jax.nn.relu's is 0), which rows of zeros
+    # through zero biases reach at the first step.
+    out = jax.numpy.where(h < 0, 0, h) @ w2
     return out if b2 is None else out + b2
 
 
@@ -329,6 +335,22 @@ def _jax_params(weights, biases):
     jnp = jax_module().numpy
     pairs = zip(weights, biases) if biases else ((w, None) for w in weights)
     return tuple((jnp.asarray(w), None if b is None else jnp.asarray(b)) for w, b in pairs)
+
+
+def _jax_sgd_step(lr, divisor):
+    """One full-batch SGD step of the sum of squares over ``divisor``: ``(params, x, y) -> (params, loss)``."""
+    jax = jax_module()
+    jnp = jax.numpy
+
+    def loss_fn(params, x, y):
+        return jnp.sum((_jax_forward(params, x) - y) ** 2) / divisor
+
+    def sgd_step(params, x, y):
+        value, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        # lr is a Python float: weakly typed, so float32 stays float32.
+        return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), value
+
+    return sgd_step
 
 
 class JaxTrainer:
@@ -347,15 +369,7 @@ class JaxTrainer:
         jnp = jax.numpy
         self.params = _jax_params(weights, biases)
         self.x, self.y = jnp.asarray(x), jnp.asarray(y)
-        divisor = 1 if loss == "sse" else y.size
-
-        def loss_fn(params, x, y):
-            return jnp.sum((_jax_forward(params, x) - y) ** 2) / divisor
-
-        def sgd_step(params, x, y):
-            value, grads = jax.value_and_grad(loss_fn)(params, x, y)
-            # lr is a Python float: weakly typed, so float32 stays float32.
-            return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), value
+        sgd_step = _jax_sgd_step(lr, 1 if loss == "sse" else y.size)
 
         def sgd_fit(params, x, y, epochs):
             return jax.lax.scan(lambda p, _: sgd_step(p, x, y), params, None, length=epochs)
@@ -378,6 +392,57 @@ class JaxTrainer:
         weights = [np.asarray(w) for w, _ in self.params]
         biases = [np.asarray(b) for _, b in self.params if b is not None]
         return weights, biases
+
+
+class JaxEnsembleTrainer:
+    """Many nets' full-batch SGD at once, as JAX users write it: ``jax.jit`` of ``jax.vmap``
+    over the members of the ``lax.scan`` of ``JaxTrainer.fit``, one call for every member's fit.
+
+    Parameters
+    ----------
+    members : list of (weights, biases)
+        Each member's parameters in nnfast's layout, of one architecture.
+    x, y : ndarray
+        The data, shared by the members.
+    lr : float
+    loss : {"sse", "mse"}
+    """
+
+    name = "jax-vmap"
+
+    def __init__(self, members, x, y, lr, loss):
+        _check_loss(loss)
+        for weights, biases in members:
+            _check_layers(weights, biases)
+        jax = jax_module()
+        jnp = jax.numpy
+        self.set_parameters(members)
+        self.x, self.y = jnp.asarray(x), jnp.asarray(y)
+        sgd_step = _jax_sgd_step(lr, 1 if loss == "sse" else y.size)
+
+        def member_fit(params, x, y, epochs):
+            return jax.lax.scan(lambda p, _: sgd_step(p, x, y), params, None, length=epochs)
+
+        self._fit = jax.jit(jax.vmap(member_fit, in_axes=(0, None, None, None)), donate_argnums=0,
+                            static_argnums=3)
+
+    def set_parameters(self, members):
+        """Start again from ``members``' parameters (as ``__init__`` takes them), keeping the compiled fit."""
+        jax = jax_module()
+        # Each leaf stacked over the members (axis 0), copied: fit donates them.
+        self.params = jax.tree_util.tree_map(lambda *leaves: jax.numpy.stack(leaves),
+                                             *[_jax_params(weights, biases) for weights, biases in members])
+
+    def fit(self, epochs):
+        """``epochs`` steps of every member in one compiled call; return the losses, (members, epochs)."""
+        self.params, losses = self._fit(self.params, self.x, self.y, epochs)
+        return losses.block_until_ready()
+
+    def parameters(self):
+        """Each member's ``(weights, biases)`` as NumPy arrays in nnfast's layout."""
+        stacked = [(np.asarray(w), None if b is None else np.asarray(b)) for w, b in self.params]
+        return [([w[i] for w, _ in stacked], [b[i] for _, b in stacked if b is not None])
+                for i in range(stacked[0][0].shape[0])]
 
 
 class JaxPredictor:
