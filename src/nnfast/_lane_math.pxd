@@ -230,19 +230,24 @@ cdef extern from *:
         for (l = 0; l < NNFAST_LANES; l++)                                                          \
             scale[l] = loss == NNFAST_LANE_MSE ? 2.0 / (normalizer[l] * n_out)                      \
                        : loss == NNFAST_LANE_SQUARED_ERROR ? 1.0 / normalizer[l] : 2.0;             \
-        for (i = 0; i < rows; i++)                                                                  \
-            for (k = i * n_out; k < (i + 1) * n_out; k++)                                           \
-                for (l = 0; l < NNFAST_LANES; l++) {                                                \
-                    diff = out[k * NNFAST_LANES + l] - y[k * NNFAST_LANES + l];                     \
-                    if (w) {                                                                        \
+        /* A loop for each case, whose lanes GCC vectorizes. */                                    \
+        if (w) {                                                                                    \
+            for (i = 0; i < rows; i++)                                                              \
+                for (k = i * n_out; k < (i + 1) * n_out; k++)                                       \
+                    for (l = 0; l < NNFAST_LANES; l++) {                                            \
+                        diff = out[k * NNFAST_LANES + l] - y[k * NNFAST_LANES + l];                 \
                         weight = w[i * NNFAST_LANES + l];                                           \
                         total[l] += weight * (diff * diff);                                         \
                         out[k * NNFAST_LANES + l] = scale[l] * (weight * diff);                     \
-                    } else {                                                                        \
-                        total[l] += diff * diff;                                                    \
-                        out[k * NNFAST_LANES + l] = scale[l] * diff;                                \
                     }                                                                               \
+        } else {                                                                                    \
+            for (k = 0; k < rows * n_out; k++)                                                      \
+                for (l = 0; l < NNFAST_LANES; l++) {                                                \
+                    diff = out[k * NNFAST_LANES + l] - y[k * NNFAST_LANES + l];                     \
+                    total[l] += diff * diff;                                                        \
+                    out[k * NNFAST_LANES + l] = scale[l] * diff;                                    \
                 }                                                                                   \
+        }                                                                                           \
         /* mean_loss: the sum rounded to the dtype first. */                                        \
         for (l = 0; l < NNFAST_LANES; l++) {                                                        \
             rounded = total[l];                                                                     \
