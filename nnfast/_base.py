@@ -712,16 +712,6 @@ class BaseNet:
         return FitPlan(x, y, x_val, y_val, weights, epochs, optimizer, schedule, batch_size, shuffle, state,
                        early_stopping, patience, min_delta, order)
 
-    def _replan(self, plan, *, optimizer=None, seed=None, sample_weight=None):
-        """The ``FitPlan`` of ``_plan_fit`` with ``plan``'s arguments but these three, where
-        ``plan`` is another net's of the same dtype and has no validation split: its data are
-        checked already (an ensemble's members share them)."""
-        weights = self._check_weights(sample_weight, plan.x)
-        _check_some_weight(weights, "")
-        seed = check_seed(seed)
-        state = _random.shuffle_state(seed) if plan.shuffle else 0
-        return plan._replace(optimizer=self._choose_optimizer(None, optimizer), weights=weights, state=state)
-
     def _start_run(self, plan):
         """(Owner only.) Give the net the plan's optimizer and return the plan's ``TrainingRun``."""
         optimizer = plan.optimizer

@@ -153,7 +153,9 @@ def fit(lanes, members, x, y, epochs, optimizers, fit_seeds, weights, fit_kwargs
     chosen = [plan.optimizer] + [member._choose_optimizer(None, optimizer)
                                  for member, optimizer in zip(members[1:], optimizers[1:])]
     member_weights = None
-    if plan.weights is not None:
+    if any(w is not None for w in weights):
+        if any(w is None for w in weights):
+            raise ValueError("the lanes weigh the samples of every member or of none")
         member_weights = [plan.weights] + [member._check_weights(w, plan.x) for member, w in
                                            zip(members[1:], weights[1:])]
         for w in member_weights[1:]:
