@@ -204,3 +204,15 @@ def test_the_lanes_kernel_refuses_records_that_disagree():
     with pytest.raises(ValueError, match="at most"):
         fit(records(1), [wide], optimizers[:1])
     assert fit(records()) and all(net.optimizer is None for net in nets)  # the records as they should be
+
+
+def test_the_lanes_weigh_every_member_or_none():
+    layers = [3, 3, 1]
+    x, y = problem(8, layers)
+    ensemble = nnfast.Ensemble(layers, n_members=2, seed=0, loss="mse")
+    optimizers = [nnfast.SGD(0.1), nnfast.SGD(0.1)]
+    lanes = _lockstep.plan(ensemble.members, optimizers, 8, {})
+    with pytest.raises(ValueError, match="every member or of none"):
+        _lockstep.fit(lanes, ensemble.members, x, y, 2, optimizers, [0, 1], [np.ones(8), None], {},
+                      np.zeros(1, dtype=np.uint8), 1)
+    assert all(member.optimizer is None for member in ensemble.members)
