@@ -375,10 +375,14 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
     cdef floating* member_values
     cdef Py_ssize_t* hidden_offset
     error = None
+    # The step counters the blocks advance without the GIL, held here: another thread
+    # setting an optimizer's step_count meanwhile replaces its counter but cannot free this one.
+    cdef list step_counters = []
     try:
         for m in range(n_members):
             optimizer = optimizers[m]
             steps_array = optimizer._step_counter
+            step_counters.append(steps_array)
             if (counters[3 * m] != epoch or cnp.PyArray_TYPE(steps_array) != cnp.NPY_INT64
                     or cnp.PyArray_SIZE(steps_array) != 1 or not cnp.PyArray_ISWRITEABLE(steps_array)):
                 raise ValueError("the members' runs must all be at one epoch, and each optimizer's step "
