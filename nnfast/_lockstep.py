@@ -77,8 +77,8 @@ class LaneRecords:
     ----------
     batch_size, steps_per_epoch, epochs : int
     shuffle : bool
-    gather : bool
-        Whether batches take their rows in ``order`` (shuffled).
+        Whether batches take their rows in ``order``, reshuffled each epoch
+        (else in the order of the data: the lanes take no ``order`` of fit's).
     learning_rates : list of ndarray of float64, shape (epochs,)
         Each member's, shared by members of one learning rate.
     sample_weight : list of ndarray, shape (n_samples,), or None
@@ -99,7 +99,7 @@ class LaneRecords:
         n_samples = plan.x.shape[0]
         self.batch_size, self.epochs = plan.batch_size, plan.epochs
         self.steps_per_epoch = -(-n_samples // plan.batch_size)
-        self.shuffle = self.gather = plan.shuffle
+        self.shuffle = plan.shuffle
         self.learning_rates, self.sample_weight = learning_rates, sample_weight
         self.step_loss = np.empty((n_members, self.epochs * self.steps_per_epoch))
         self.epoch_loss = np.empty((n_members, self.epochs))

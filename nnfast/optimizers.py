@@ -117,8 +117,7 @@ class Optimizer:
         for _ in range(n):
             copy = object.__new__(type(self))
             copy.__dict__.update(settings)
-            copy.buffers = None
-            copy._step_counter = np.zeros(1, dtype=np.int64)
+            copy.reset()
             copies.append(copy)
         return copies
 

@@ -147,9 +147,9 @@ cdef extern from *:
     static const nnfast_lane_backward_layer_##S nnfast_lane_backward_layers_##S[4][4] = {           \
         NNFAST_LANE_TABLE_ROW(backward, S, 1), NNFAST_LANE_TABLE_ROW(backward, S, 2),               \
         NNFAST_LANE_TABLE_ROW(backward, S, 3), NNFAST_LANE_TABLE_ROW(backward, S, 4)};
-    #define NNFAST_LANE_STEP(T, S, I)                                                               \
-    /* nnfast._dense.forward_pass with the tiny products: z[i, j] = bias[j] (or 0) + the sum      \
-       over p in order of x[i, p] * w[p, j]; then the activation and its derivative. */             \
+    #define NNFAST_LANE_STEP(T, S)                                                                  \
+    /* nnfast._dense.forward_pass with the tiny products: each layer's (its function of             \
+       NNFAST_LANE_LAYER), then the activation and its derivative. */                               \
     static __attribute__((noinline)) void nnfast_lanes_forward_##S(                                                           \
             ptrdiff_t n_layers, const ptrdiff_t* sizes, const ptrdiff_t* weight_offsets,            \
             const ptrdiff_t* bias_offsets, const ptrdiff_t* activations, T slope, ptrdiff_t rows,   \
@@ -257,9 +257,7 @@ cdef extern from *:
             normalizer_out[l] = normalizer[l];                                                      \
         }                                                                                           \
     }                                                                                               \
-    /* nnfast._dense.backward_pass with the tiny products: grad_w[p, j] = 0 + the sum over rows \
-       in order of inputs[r, p] * delta[r, j]; grad_b[j] = 0 + the sum of delta[r, j]; then over \
-       the layer's inputs, (0 + the sum over j of delta[r, j] * w[p, j]) * deriv[r, p]. */        \
+    /* nnfast._dense.backward_pass with the tiny products, a layer at a time (NNFAST_LANE_LAYER). */\
     static __attribute__((noinline)) void nnfast_lanes_backward_##S(                                                          \
             ptrdiff_t n_layers, const ptrdiff_t* sizes, const ptrdiff_t* weight_offsets,            \
             const ptrdiff_t* bias_offsets, ptrdiff_t rows, const T* params_, const T* x_,           \
@@ -432,8 +430,8 @@ cdef extern from *:
     NNFAST_LANE_MATH(float, s, int)
     NNFAST_LANE_TABLES(double, d)
     NNFAST_LANE_TABLES(float, s)
-    NNFAST_LANE_STEP(double, d, long long)
-    NNFAST_LANE_STEP(float, s, int)
+    NNFAST_LANE_STEP(double, d)
+    NNFAST_LANE_STEP(float, s)
     """
     enum:
         LANE_RELU "NNFAST_LANE_RELU"

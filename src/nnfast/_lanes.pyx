@@ -203,17 +203,17 @@ cdef void restore_lane(floating* params, const Block* block, Py_ssize_t lane, Py
 
 
 cdef void load_batch(const Architecture* arch, const Member* members, const floating* x,
-                     const floating* y, Py_ssize_t start, Py_ssize_t rows, bint gather,
+                     const floating* y, Py_ssize_t start, Py_ssize_t rows, bint shuffled,
                      const Block* block) noexcept nogil:
-    """Put each lane's rows ``start .. start + rows`` of its order (or of the data)
-    into block.x, block.y and block.w."""
+    """Put each lane's rows ``start .. start + rows`` of its order (``shuffled``) or of
+    the data into block.x, block.y and block.w."""
     cdef Py_ssize_t i, k, l, row, n_in = arch.sizes[0], n_out = arch.sizes[arch.n_layers]
     cdef floating* xb = <floating*>block.x
     cdef floating* yb = <floating*>block.y
     cdef floating* wb = <floating*>block.w
     for i in range(rows):
         for l in range(LANES):
-            row = members[l].order[start + i] if gather else start + i
+            row = members[l].order[start + i] if shuffled else start + i
             for k in range(n_in):
                 xb[(i * n_in + k) * LANES + l] = x[row * n_in + k]
             for k in range(n_out):
@@ -224,7 +224,7 @@ cdef void load_batch(const Architecture* arch, const Member* members, const floa
 
 cdef bint run_block(const Architecture* arch, Member* members, const floating* x, const floating* y,
                     Py_ssize_t n_samples, Py_ssize_t batch_size, Py_ssize_t stop, bint shuffle,
-                    bint gather, bint weighted, const Block* block, SignalPoll* poll,
+                    bint weighted, const Block* block, SignalPoll* poll,
                     const unsigned char* cancel) noexcept nogil:
     """Run the epochs of one block's members (all at the same epoch and step) up to
     ``stop``; return False if a signal handler raised or ``cancel`` was set."""
@@ -255,8 +255,8 @@ cdef bint run_block(const Architecture* arch, Member* members, const floating* x
         start = 0
         while start < n_samples:
             rows = min(batch_size, n_samples - start)
-            if gather or start != loaded:  # in data order, a single batch is loaded once
-                load_batch(arch, members, x, y, start, rows, gather, block)
+            if shuffle or start != loaded:  # in data order, a single batch is loaded once
+                load_batch(arch, members, x, y, start, rows, shuffle, block)
                 loaded = start
             lanes_forward(arch, params, <floating*>block.x, rows, block)
             lanes_loss(arch, <floating*>block.out, <floating*>block.y,
@@ -342,7 +342,7 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
         raise ValueError(f"the lanes take nets at most {TINY_WIDTH} wide with a squared-error loss")
     cdef Py_ssize_t batch_size = records.batch_size, epochs = records.epochs
     cdef Py_ssize_t steps_per_epoch = records.steps_per_epoch
-    cdef bint shuffle = records.shuffle, gather = records.gather
+    cdef bint shuffle = records.shuffle
     cdef list learning_rates = records.learning_rates
     weights = records.sample_weight
     cdef bint weighted = weights is not None
@@ -452,7 +452,7 @@ cdef fit_lanes_typed(floating* kind, cnp.ndarray table, int loss, double negativ
                 copy_lane(members[b * LANES + l].second, <floating*>block.second, l, n_params, True)
             with nogil:
                 finished = run_block(&arch, members + b * LANES, inputs, targets, n_samples, batch_size, stop,
-                                     shuffle, gather, weighted, &block, &poll, cancel)
+                                     shuffle, weighted, &block, &poll, cancel)
             if poll.raised and error is None:
                 # Taken now: the Python calls below must not run with it pending.
                 error = pending_exception()
